@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import seglib, d2l.torch, albumentations, torchvision; print('seglib', seglib.__version__, 'ready')"
 	touch $(STAMP)
 
+# --allow-root only when run as root (containers), where JupyterLab refuses to start otherwise.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
