@@ -1,0 +1,194 @@
+r"""
+# CCNet: criss-cross attention for semantic segmentation
+
+[CCNet: Criss-Cross Attention for Semantic Segmentation](https://arxiv.org/abs/1811.11721)
+(Huang et al., ICCV 2019 / TPAMI 2020). The backbone, head and loss, all in this file;
+the attention itself lives in `seglib.attention`.
+
+One criss-cross attention (CCA) pass lets each pixel gather context from its row and
+column only. Applying the SAME module twice (recurrence $R = 2$) closes the gap: pixel
+$u$ reaches $(h_u, w_\theta)$ and $(h_\theta, w_u)$ in the first pass, and every pixel
+$\theta$ through one of those in the second, so the whole image contributes:
+
+$$H'' = \mathrm{CCA}(\mathrm{CCA}(H)),\qquad
+  \forall u, \theta:\ \frac{\partial H''_u}{\partial H_\theta} \neq 0 .$$
+
+At a fraction of the cost of dense non-local attention: $O((H+W)\,HW)$ instead of
+$O((HW)^2)$. The network is a ResNet at output stride 8 (dilated), the recurrent
+criss-cross attention head (RCCA), and an FCN auxiliary head on `layer3` used in
+training with loss weight 0.4.
+
+Taught in `notebooks/03_rcca_ccnet.ipynb`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seglib.attention import CrissCrossAttention
+from seglib.backbone import BACKBONES, build_backbone
+
+__all__ = ["RCCAModule", "CCNet", "ccnet_loss"]
+
+
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 convolution, batch norm, ReLU: the head's basic layer."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class RCCAModule(nn.Module):
+    r"""Recurrent criss-cross attention head.
+
+    $$H^{(0)} = \mathrm{conv}_a(X),\quad H^{(r)} = \mathrm{CCA}(H^{(r-1)}),\quad
+      Y = \mathrm{cls}\big(\mathrm{bottleneck}([X, \mathrm{conv}_b(H^{(R)})])\big)$$
+
+    Args:
+        in_channels: channels $C$ of the backbone feature $X$ (2048 for ResNet-50).
+        num_classes: number of classes K.
+        recurrence: $R$, how many times the ONE shared `cca` is applied (paper: 2).
+        reduction: query/key reduction of the CCA ($C'/8$).
+        inter_channels: width of the attention branch (default $C/4$, 512 for 2048).
+        dropout: Dropout2d rate before the classifier.
+
+    Attributes `conva`, `cca`, `convb`, `bottleneck`, `classifier`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        recurrence: int = 2,
+        reduction: int = 8,
+        inter_channels: int | None = None,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if recurrence < 0:
+            raise ValueError(f"recurrence must be >= 0, got {recurrence}")
+        inter = in_channels // 4 if inter_channels is None else inter_channels
+        if inter < 1:
+            raise ValueError(f"in_channels={in_channels} too small for a C/4 attention branch")
+        self.in_channels = in_channels
+        self.recurrence = recurrence
+        # Reduce $C \to C/4$ before attention (cheaper energies)
+        self.conva = conv_bn_relu(in_channels, inter)
+        # ONE criss-cross attention, reused on every recurrence (weights shared)
+        self.cca = CrissCrossAttention(inter, reduction)
+        self.convb = conv_bn_relu(inter, inter)
+        # Concatenate with the input, fuse back to `inter` channels
+        self.bottleneck = nn.Sequential(conv_bn_relu(in_channels + inter, inter),
+                                        nn.Dropout2d(dropout))
+        self.classifier = nn.Conv2d(inter, num_classes, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """`x` (B, C, h, w) -> logits (B, K, h, w)."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        out = self.conva(x)  # (B, C/4, h, w)
+        for _ in range(self.recurrence):
+            # $H^{(r)} = \mathrm{CCA}(H^{(r-1)})$ with the same weights each time
+            out = self.cca(out)  # (B, C/4, h, w)
+        out = self.convb(out)  # (B, C/4, h, w)
+        out = torch.cat([x, out], dim=1)  # (B, C + C/4, h, w)
+        out = self.bottleneck(out)  # (B, C/4, h, w)
+        return self.classifier(out)  # (B, K, h, w)
+
+
+class CCNet(nn.Module):
+    """CCNet: dilated ResNet (output stride 8) + RCCA head + auxiliary FCN head.
+
+    Args:
+        num_classes: number of classes K.
+        backbone: "resnet18" ... "resnet152" (paper: resnet101; resnet18 for quick CPU runs).
+        recurrence: R, number of CCA passes (2 reaches every pixel).
+        aux: build the auxiliary FCN head on `layer3` (training only).
+        weights_backbone: backbone weights (see `seglib.backbone.build_backbone`).
+
+    Forward `(B, 3, H, W)`: in eval mode (or with `aux=False`) the logits `(B, K, H, W)`
+    at the input's exact size; in training with `aux=True` the tuple `(main, aux)`, both
+    at the input's size (combine them with `ccnet_loss`).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str = "resnet50",
+        recurrence: int = 2,
+        aux: bool = True,
+        weights_backbone: Any = None,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}, expected one of {sorted(BACKBONES)}")
+        self.num_classes = num_classes
+        self.backbone = build_backbone(backbone, output_stride=8, weights=weights_backbone)
+        c3, c4 = self.backbone.stage_channels[2:]
+        self.head = RCCAModule(c4, num_classes, recurrence=recurrence)
+        # FCN head on layer3 (deep supervision): 3x3 conv to C3/2, BN, ReLU, dropout, 1x1
+        self.aux_classifier = (
+            nn.Sequential(conv_bn_relu(c3, c3 // 2), nn.Dropout2d(0.1),
+                          nn.Conv2d(c3 // 2, num_classes, 1))
+            if aux
+            else None
+        )
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        if x.dim() != 4:
+            raise ValueError(f"expected a 4-D batch (B, 3, H, W), got shape {tuple(x.shape)}")
+        size = x.shape[-2:]
+        _, _, c3, c4 = self.backbone(x)  # (B, C3, H/8, W/8), (B, C4, H/8, W/8)
+        out = self.head(c4)  # (B, K, H/8, W/8)
+        # Bilinear back to the exact input size (never a fixed factor: 360 / 8 = 45)
+        out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+        if self.training and self.aux_classifier is not None:
+            aux = self.aux_classifier(c3)  # (B, K, H/8, W/8)
+            aux = F.interpolate(aux, size=size, mode="bilinear", align_corners=False)
+            return out, aux
+        return out
+
+
+def ccnet_loss(
+    outputs: Tensor | tuple[Tensor, Tensor],
+    target: Tensor,
+    aux_weight: float = 0.4,
+    weight: Tensor | None = None,
+    ignore_index: int = 255,
+) -> Tensor:
+    r"""CCNet's loss $\mathcal{L} = \mathrm{CE}(Y_{main}, T) + \lambda\,\mathrm{CE}(Y_{aux}, T)$.
+
+    Args:
+        outputs: logits (B, K, H, W), or the `(main, aux)` tuple of a training CCNet.
+        target: class indices (B, H, W); `ignore_index` pixels do not count.
+        aux_weight: $\lambda$ (0.4 as in the paper).
+        weight: optional per-class weights (K,) for the cross-entropy.
+        ignore_index: label to ignore (255 = void).
+    """
+    if isinstance(outputs, tuple | list):
+        if len(outputs) != 2:
+            raise ValueError(f"expected logits or a (main, aux) pair, got {len(outputs)} items")
+        main, aux = outputs
+    else:
+        main, aux = outputs, None
+    if main.dim() != 4 or target.dim() != 3 or target.shape != main.shape[:1] + main.shape[2:]:
+        raise ValueError(
+            f"expected logits (B, K, H, W) and target (B, H, W), got {tuple(main.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+    loss = F.cross_entropy(main, target, weight=weight, ignore_index=ignore_index)
+    if aux is not None:
+        loss = loss + aux_weight * F.cross_entropy(
+            aux, target, weight=weight, ignore_index=ignore_index
+        )
+    return loss
