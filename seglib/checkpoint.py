@@ -1,0 +1,141 @@
+"""
+# Checkpoints that survive a crash and resume exactly
+
+A training run on Colab can be cut off at any moment. Two properties make its
+checkpoints trustworthy:
+
+1. **Atomic writes.** `torch.save` straight onto `last.pt` leaves a truncated file if
+   the process dies halfway, destroying the previous good checkpoint. Instead we write
+   a temporary file *in the same folder*, `flush` + `os.fsync` it, then `os.replace`
+   it over the target: on POSIX and Windows the rename is atomic, so `last.pt` is
+   always either the old or the new checkpoint, never a mix.
+2. **Everything needed to continue.** Model, optimizer (momentum buffers), LR scheduler,
+   AMP grad scaler, the epoch, the best metric so far, the history, the run's config
+   and every random number generator state (torch, CUDA, numpy, Python, and the data
+   loader's shuffling generator). Restoring them makes "2 epochs" and "1 epoch, then
+   resume to 2" give identical numbers on a CPU.
+
+Only plain Python containers and tensors are stored, so `torch.load(weights_only=True)`
+(the safe loader) reads them.
+
+Used by `seglib.train.fit` and `seglib.evaluate.load_model`; taught in
+`notebooks/06_training.ipynb` ("how to resume").
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "FORMAT",
+    "atomic_save",
+    "load_checkpoint",
+    "rng_state",
+    "set_rng_state",
+    "check_compatible",
+]
+
+#: marker stored in every checkpoint written by seglib
+FORMAT = "seglib-checkpoint-v1"
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """`torch.save(obj, path)` atomically: temp file in the same folder, fsync, rename.
+
+    If anything fails (disk full, interrupt, a bug in `obj`), the temporary file is
+    removed and `path` keeps its previous content.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist the rename itself (POSIX); silently skipped where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Load a seglib checkpoint with the safe (`weights_only=True`) unpickler."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(
+            f"{path} is not a seglib checkpoint (expected a dict with format={FORMAT!r}); "
+            "a bare state_dict can be loaded with model.load_state_dict(torch.load(...))"
+        )
+    return ckpt
+
+
+def rng_state() -> dict:
+    """Every global RNG state as plain containers (tensors, ints, lists)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 - the legacy global RNG
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": (kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)),
+        "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what `rng_state` returned (CUDA states only if the device count matches)."""
+    torch.set_rng_state(state["torch"].cpu())
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    legacy = (kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss)
+    np.random.set_state(legacy)  # noqa: NPY002 - the legacy global RNG
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+
+
+def check_compatible(ckpt: dict, model_class: str, config: dict, path: Any = "") -> None:
+    """Refuse a checkpoint written for another model, backbone or number of classes."""
+    old = ckpt.get("config", {})
+    keys = ("model", "backbone", "num_classes")
+    wanted = {"model_class": model_class, **{k: config.get(k) for k in keys}}
+    found = {"model_class": ckpt.get("model_class"), **{k: old.get(k) for k in keys}}
+    diffs = [
+        f"{k}: checkpoint {found[k]!r} vs this run {wanted[k]!r}"
+        for k in wanted
+        if wanted[k] is not None and found[k] is not None and found[k] != wanted[k]
+    ]
+    if diffs:
+        raise ValueError(
+            f"checkpoint {path} was written for a different model ("
+            + "; ".join(diffs)
+            + "). Use another output folder or start without resume."
+        )

@@ -1,0 +1,355 @@
+r"""
+# Training a segmentation network
+
+The loop d2l's `train_ch13` teaches (forward, loss, backward, step, then evaluate),
+with what real segmentation training adds:
+
+- **SGD with momentum 0.9 and weight decay** and the **poly** learning-rate schedule of
+  DeepLab and CCNet, updated every iteration $t$ of $T$:
+  $$\eta_t = \eta_0 \left(1 - \frac{t}{T}\right)^{p},\qquad p = 0.9$$
+- **Cross-entropy that ignores void pixels** (label 255), optionally class-weighted,
+  plus CCNet's **auxiliary loss** $\mathcal{L} = \mathcal{L}_{main} + 0.4\,
+  \mathcal{L}_{aux}$ when the model returns `(main, aux)` in training mode.
+- **mIoU**, not only pixel accuracy, on the validation set every epoch.
+- **AMP and channels_last** on CUDA, optional gradient clipping, a stop with a clear
+  message when the loss becomes NaN/inf.
+- **Checkpoints** (`last.pt` each epoch, `best.pt` on the best val mIoU) written
+  atomically, and an exact **resume** (see `seglib.checkpoint`).
+- **DDP** when launched by `torchrun` (see `seglib.distributed`).
+
+Nothing here is CCNet-specific: any `nn.Module` that maps (B, 3, H, W) images to
+(B, K, H, W) logits (or a tuple whose first item is that) can be trained. In a notebook
+the curves are drawn live with `d2l.Animator`; elsewhere a tqdm bar and one line per
+epoch are printed. Taught in `notebooks/06_training.ipynb`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from tqdm.auto import tqdm
+
+from seglib import distributed as ddp
+from seglib.checkpoint import (
+    FORMAT,
+    atomic_save,
+    check_compatible,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+)
+from seglib.config import TrainConfig
+from seglib.evaluate import evaluate, main_logits
+from seglib.runtime import autocast, in_notebook, pick_device, resolve_amp, use_channels_last
+
+__all__ = ["fit", "segmentation_loss", "NonFiniteLossError", "METRIC_COLUMNS"]
+
+METRIC_COLUMNS = [
+    "epoch", "train_loss", "val_loss", "val_pixel_acc", "val_miou",
+    "val_mean_class_acc", "lr", "seconds", "images_per_s",
+]  # fmt: skip
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite (the message names epoch and step)."""
+
+
+def segmentation_loss(
+    outputs: Any,
+    target: torch.Tensor,
+    aux_weight: float = 0.4,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = 255,
+) -> torch.Tensor:
+    r"""Cross-entropy over non-ignored pixels, plus `aux_weight` times the auxiliary
+    loss when `outputs` is a `(main, aux)` tuple: $\mathcal{L}_{main} + 0.4\,\mathcal{L}_{aux}$.
+
+    Logits are computed in float32 (safe under autocast) and resized to the target if a
+    model returns another size.
+    """
+    heads = list(outputs) if isinstance(outputs, tuple | list) else [outputs]
+    if len(heads) not in (1, 2):
+        raise ValueError(f"expected logits or a (main, aux) pair, got {len(heads)} outputs")
+    size = target.shape[-2:]
+    heads = [
+        F.interpolate(h.float(), size, mode="bilinear", align_corners=False)
+        if h.shape[-2:] != size else h.float()
+        for h in heads
+    ]  # fmt: skip
+    try:  # the models' own helper when present (the same formula)
+        from seglib.ccnet import ccnet_loss
+    except ImportError:
+        ccnet_loss = None
+    if ccnet_loss is not None:
+        outputs = tuple(heads) if len(heads) == 2 else heads[0]
+        return ccnet_loss(outputs, target, aux_weight, weight=weight, ignore_index=ignore_index)
+    loss = F.cross_entropy(heads[0], target, weight=weight, ignore_index=ignore_index)
+    if len(heads) == 2:
+        loss = loss + aux_weight * F.cross_entropy(
+            heads[1], target, weight=weight, ignore_index=ignore_index
+        )
+    return loss
+
+
+def _poly(total_iters: int, power: float) -> Callable[[int], float]:
+    """Poly factor $(1 - t/T)^p$ (a closure, so a resumed run may change T)."""
+    return lambda t: max(0.0, 1.0 - t / max(1, total_iters)) ** power
+
+
+def _seed_shuffling(loader: DataLoader, seed: int, epoch: int) -> None:
+    """Make this epoch's shuffling a function of (seed, epoch) only, so resume replays it."""
+    sampler = getattr(loader, "sampler", None)
+    if isinstance(sampler, DistributedSampler):
+        sampler.set_epoch(epoch)
+    elif isinstance(sampler, RandomSampler):
+        if sampler.generator is None:
+            sampler.generator = torch.Generator()
+        sampler.generator.manual_seed(seed * 100_003 + epoch)
+
+
+def _num_classes(config: TrainConfig, loader: DataLoader) -> int | None:
+    if config.num_classes is not None:
+        return config.num_classes
+    k = getattr(getattr(loader, "dataset", None), "num_classes", None)
+    return int(k) if k is not None else None
+
+
+class _Board:
+    """Live d2l.Animator in notebooks, tqdm + log lines elsewhere (rank 0 only)."""
+
+    def __init__(self, config: TrainConfig, animate: bool, history: list[dict]) -> None:
+        self.active = ddp.is_main()
+        self.animate = animate and self.active
+        self.verbose = config.verbose and self.active and not self.animate
+        self.animator = self.timer = None
+        if self.animate:
+            from d2l import torch as d2l
+
+            self.animator = d2l.Animator(
+                xlabel="epoch", xlim=[1, config.epochs], ylim=[0, 1],
+                legend=["train loss", "val pixel acc", "val mIoU"],
+            )  # fmt: skip
+            self.timer = d2l.Timer()
+            for row in history:
+                self.add_epoch(row)
+
+    def bar(self, loader: DataLoader, epoch: int, epochs: int):
+        return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
+                    disable=not self.verbose, dynamic_ncols=True)  # fmt: skip
+
+    def add_train(self, x: float, loss: float) -> None:
+        if self.animator is not None:
+            self.animator.add(x, (loss, None, None))
+
+    def add_epoch(self, row: dict) -> None:
+        if self.animator is not None:
+            self.animator.add(row["epoch"], (None, row["val_pixel_acc"], row["val_miou"]))
+        if self.verbose:
+            tqdm.write(
+                f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} | val loss "
+                f"{row['val_loss']:.4f} | pixel acc {row['val_pixel_acc']:.4f} | mIoU "
+                f"{row['val_miou']:.4f} | lr {row['lr']:.2e} | {row['seconds']:.1f} s | "
+                f"{row['images_per_s']:.1f} img/s"
+            )
+
+    def summary(self, row: dict, images: int, device: torch.device) -> None:
+        if self.animate and self.timer is not None:
+            print(f"loss {row['train_loss']:.3f}, val pixel acc {row['val_pixel_acc']:.3f}, "
+                  f"val mIoU {row['val_miou']:.3f}")
+            print(f"{images / max(self.timer.sum(), 1e-9):.1f} images/sec on {device}")
+
+
+def fit(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    config: TrainConfig | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    callback: Callable[[dict], bool | None] | None = None,
+    animate: bool | None = None,
+    device: str | torch.device | None = None,
+    **overrides: Any,
+) -> pd.DataFrame:
+    """Train `model` and validate it after every epoch; return the history.
+
+    Args:
+        model: any module returning logits (B, K, H, W), or (main, aux) in train mode.
+        train_loader, val_loader: DataLoaders of (image, mask) batches. A shuffling
+            train loader is re-seeded every epoch from (seed, epoch); under DDP both are
+            re-built around a distributed sampler.
+        config: a `TrainConfig` (defaults if None); `**overrides` change single fields,
+            e.g. `fit(net, tr, va, epochs=2, lr=0.01)`.
+        out: folder for `last.pt`, `best.pt` and `metrics.csv` (nothing written if None).
+        resume: continue from `out/last.pt` (model, optimizer, schedule, RNG, history).
+        callback: called with each epoch's row (a dict); returning True stops training.
+        animate: draw a live `d2l.Animator` (default: only inside a Jupyter kernel).
+        device: overrides `config.device` (default cuda > mps > cpu).
+
+    Returns:
+        A DataFrame with one row per epoch and the columns of `METRIC_COLUMNS`.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf (the checkpoints on disk stay good).
+        ValueError: resuming from a checkpoint written for another model.
+    """
+    config = (config or TrainConfig()).replace(**overrides)
+    device = pick_device(device if device is not None else config.device)
+    amp_dtype = resolve_amp(config.amp, device)
+    channels_last = use_channels_last(config.channels_last, device)
+    out = Path(out) if out is not None else None
+    if resume and out is None:
+        raise ValueError("resume=True needs out= (the folder holding last.pt)")
+    bare = model.to(device)
+    if channels_last:
+        bare = bare.to(memory_format=torch.channels_last)
+    train_loader = ddp.distribute_loader(train_loader, train=True, seed=config.seed)
+    val_loader = ddp.distribute_loader(val_loader, train=False)
+    config = config.replace(num_classes=_num_classes(config, train_loader))
+
+    weight = None
+    if config.class_weights is not None:
+        weight = torch.as_tensor(config.class_weights, dtype=torch.float32, device=device)
+    optimizer = torch.optim.SGD(bare.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)  # fmt: skip
+    steps = len(train_loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _poly(config.epochs * steps, config.poly_power)
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+    history: list[dict] = []
+    start, best = 0, -math.inf
+    last_path = out / "last.pt" if out is not None else None
+    if resume:
+        ckpt = load_checkpoint(last_path, map_location=device)
+        check_compatible(ckpt, type(bare).__qualname__, config.to_dict(), last_path)
+        try:
+            bare.load_state_dict(ckpt["model"])
+        except RuntimeError as err:
+            raise ValueError(f"checkpoint {last_path} does not fit this model: {err}") from err
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        start, best, history = ckpt["epoch"], ckpt["best_miou"], list(ckpt["history"])
+        if config.num_classes is None:
+            config = config.replace(num_classes=ckpt["config"].get("num_classes"))
+    else:  # a fresh run: dropout, augmentation and shuffling follow config.seed
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)  # noqa: NPY002 - code that uses the global RNG
+        random.seed(config.seed)
+    if out is not None and ddp.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(history, columns=METRIC_COLUMNS).to_csv(out / "metrics.csv", index=False)
+
+    net = ddp.wrap_model(bare, device, sync_bn=config.sync_bn)
+    board = _Board(config, in_notebook() if animate is None else animate, history)
+    val_criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=config.ignore_index)
+    seen = 0
+    for epoch in range(start, config.epochs):
+        _seed_shuffling(train_loader, config.seed, epoch)
+        net.train()
+        t0, train_time = time.perf_counter(), 0.0
+        loss_sum, n_images, lr = 0.0, 0, optimizer.param_groups[0]["lr"]
+        points = {max(1, round(steps * (j + 1) / max(1, config.log_points))) for j in range(
+            config.log_points)}  # fmt: skip
+        for step, (X, Y) in enumerate(board.bar(train_loader, epoch, config.epochs)):
+            if board.timer is not None:
+                board.timer.start()
+            t_step = time.perf_counter()
+            X, Y = X.to(device, non_blocking=True), Y.to(device, non_blocking=True).long()
+            if channels_last:
+                X = X.contiguous(memory_format=torch.channels_last)
+            with autocast(device, amp_dtype):
+                outputs = net(X)
+            if config.num_classes is None:
+                config = config.replace(num_classes=main_logits(outputs).shape[1])
+            loss = segmentation_loss(outputs, Y, config.aux_weight, weight, config.ignore_index)
+            value = loss.detach().clone()
+            if ddp.is_distributed():  # every rank must see the same verdict (and loss)
+                torch.distributed.all_reduce(value)
+                value /= ddp.world_size()
+            value = value.item()
+            if not math.isfinite(value):
+                good = f"{last_path} (epoch {start if not history else history[-1]['epoch']})"
+                raise NonFiniteLossError(
+                    f"non-finite training loss ({value}) at epoch {epoch + 1}, step {step + 1}"
+                    f"/{steps}; stopping. Last good checkpoint: "
+                    + (good if last_path is not None and history else "none written")
+                    + ". Try a lower lr, grad_clip, or amp='off'."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if config.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(bare.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            loss_sum += value * X.shape[0]
+            n_images += X.shape[0]
+            train_time += time.perf_counter() - t_step
+            if board.timer is not None:
+                board.timer.stop()
+            if step + 1 in points:
+                board.add_train(epoch + (step + 1) / steps, loss_sum / n_images)
+        seen += n_images * ddp.world_size()
+        res = evaluate(net, val_loader, config.num_classes, device, criterion=val_criterion,
+                       amp=config.amp if amp_dtype is not None else "off",
+                       channels_last=channels_last, ignore_index=config.ignore_index)  # fmt: skip
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(1, n_images),
+            "val_loss": res["loss"],
+            "val_pixel_acc": res["pixel_acc"],
+            "val_miou": res["miou"],
+            "val_mean_class_acc": res["mean_class_acc"],
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+            "images_per_s": n_images * ddp.world_size() / max(train_time, 1e-9),
+        }
+        history.append(row)
+        improved = res["miou"] > best
+        best = max(best, res["miou"]) if not math.isnan(res["miou"]) else best
+        if out is not None and ddp.is_main():
+            ckpt = {
+                "format": FORMAT,
+                "model": ddp.unwrap(net).state_dict(),
+                "model_class": type(bare).__qualname__,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "epoch": epoch + 1,
+                "best_miou": best,
+                "history": history,
+                "rng": rng_state(),
+                "config": config.to_dict(),
+            }
+            atomic_save(ckpt, last_path)
+            if improved:
+                atomic_save(ckpt, out / "best.pt")
+            pd.DataFrame([row], columns=METRIC_COLUMNS).to_csv(
+                out / "metrics.csv", mode="a", header=False, index=False
+            )
+        ddp.barrier()
+        board.add_epoch(row)
+        if callback is not None and callback(dict(row)):
+            break
+    if history:
+        board.summary(history[-1], seen, device)
+    return pd.DataFrame(history, columns=METRIC_COLUMNS)
