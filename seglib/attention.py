@@ -128,7 +128,7 @@ def _plain_attention(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
 
 
 def criss_cross_attention(
-    query: Tensor, key: Tensor, value: Tensor, *, lean: bool = False
+    query: Tensor, key: Tensor, value: Tensor, *, lean: bool = True
 ) -> Tensor:
     r"""Criss-cross attention $\sum_{i \in \Omega_u} A_{i,u} V_i$ for every pixel $u$.
 
@@ -256,7 +256,7 @@ class CrissCrossAttention(nn.Module):
     block is the identity and the network learns how much context to mix in.
     """
 
-    def __init__(self, in_channels: int, reduction: int = 8, *, lean: bool = False):
+    def __init__(self, in_channels: int, reduction: int = 8, *, lean: bool = True):
         r"""* `in_channels` is $C$, the channels of the feature map $H$
         * `reduction` gives the query/key width $C' = C / \text{reduction}$
         * `lean` picks the memory-lean backward (default) or the plain autograd path;

@@ -18,7 +18,7 @@ from seglib.attention import (
 )
 
 SIZES = [(1, 1), (1, 9), (9, 1), (5, 7), (13, 4)]
-PATHS = [False]  # lean=False: plain autograd path
+PATHS = [False, True]  # plain autograd path, memory-lean Function
 
 
 def loop_reference(q, k, v):

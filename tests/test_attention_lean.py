@@ -1,0 +1,198 @@
+"""The memory-lean path: gradcheck, what it saves, half precision, compile, ONNX export."""
+
+import importlib.util
+
+import pytest
+import torch
+
+from seglib._cca_autograd import LeanCrissCrossAttention
+from seglib.attention import CrissCrossAttention, criss_cross_attention
+
+
+def qkv(B, H, W, c=2, C=3, dtype=torch.float64, scale=1.0, requires_grad=True):
+    q = (scale * torch.randn(B, c, H, W, dtype=dtype)).requires_grad_(requires_grad)
+    k = (scale * torch.randn(B, c, H, W, dtype=dtype)).requires_grad_(requires_grad)
+    v = torch.randn(B, C, H, W, dtype=dtype).requires_grad_(requires_grad)
+    return q, k, v
+
+
+@pytest.mark.parametrize("H,W", [(5, 7), (1, 9), (13, 4), (9, 1)])
+def test_gradcheck_float64(H, W):
+    torch.manual_seed(0)
+    q, k, v = qkv(1, H, W)
+    f = lambda q, k, v: criss_cross_attention(q, k, v, lean=True)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (q, k, v), eps=1e-6, atol=1e-8)
+
+
+def test_lean_saves_only_qkv_and_lse():
+    torch.manual_seed(1)
+    B, H, W = 2, 6, 5
+    q, k, v = qkv(B, H, W, dtype=torch.float32)
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = criss_cross_attention(q, k, v, lean=True)
+    ptrs = {t.untyped_storage().data_ptr() for t in saved}
+    others = [t for t in saved if t.untyped_storage().data_ptr() not in
+              {x.untyped_storage().data_ptr() for x in (q, k, v)}]
+    assert len(ptrs) == 4
+    assert len(others) == 1 and others[0].shape == (B, H, W)  # the log-sum-exp
+    assert others[0].dtype == torch.float32
+    assert out.grad_fn.name().startswith("LeanCrissCrossAttention")
+
+
+def test_no_grad_uses_same_forward_without_function():
+    torch.manual_seed(2)
+    q, k, v = qkv(1, 4, 6, dtype=torch.float32)
+    with_grad = criss_cross_attention(q, k, v)
+    with torch.no_grad():
+        without = criss_cross_attention(q, k, v)
+    assert without.grad_fn is None
+    torch.testing.assert_close(with_grad.detach(), without, atol=0, rtol=0)
+    torch.testing.assert_close(without, criss_cross_attention(q, k, v, lean=False).detach())
+
+
+def test_lean_and_plain_grads_agree_under_bf16_autocast():
+    torch.manual_seed(3)
+    net = CrissCrossAttention(16, reduction=4)
+    with torch.no_grad():
+        net.gamma.fill_(1.0)
+    X = torch.randn(2, 16, 7, 9)
+    grads = []
+    for lean in (True, False):
+        net.lean = lean
+        net.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            Y = net(X)
+        Y.float().square().mean().backward()
+        grads.append([p.grad.clone() for p in net.parameters()])
+    for a, b in zip(*grads):
+        assert torch.isfinite(a).all()
+        # both paths round the same bf16 products; only accumulation order differs
+        torch.testing.assert_close(a, b, atol=2e-2 * b.abs().max().item(), rtol=0)
+
+
+# bf16 and fp16 matmul/conv on CPU exist in torch >= 2.1; skip (with the reason) if not.
+def _cpu_kernels(dtype) -> bool:
+    try:
+        x = torch.ones(1, 2, 2, 2, dtype=dtype)
+        torch.nn.functional.conv2d(x, torch.ones(2, 2, 1, 1, dtype=dtype))
+        _ = x @ x
+        return True
+    except RuntimeError:
+        return False
+
+
+LOW = [
+    pytest.param(d, marks=pytest.mark.skipif(not _cpu_kernels(d), reason=f"no CPU {d} kernels"))
+    for d in (torch.bfloat16, torch.float16)
+]
+
+
+@pytest.mark.parametrize("lean", [True, False])
+@pytest.mark.parametrize("dtype", LOW)
+def test_huge_energies_low_precision_match_float32(dtype, lean):
+    torch.manual_seed(4)
+    # |q|, |k| ~ 45 per channel, 8 channels: energies of order 1e4
+    q, k, v = qkv(2, 9, 11, c=8, C=6, dtype=torch.float32, scale=45.0, requires_grad=False)
+    q, k, v = (t.to(dtype) for t in (q, k, v))
+    e = torch.einsum("bchw,bchw->bhw", q.float(), k.float())
+    assert e.abs().max() > 5e3
+    out = criss_cross_attention(q, k, v, lean=lean)
+    ref = criss_cross_attention(q.double(), k.double(), v.double(), lean=lean)
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    # Energies and softmax run in float32 from the (exact) low-precision inputs, so
+    # a naive fp16 exp overflow or a 1e4 * 2**-8 ~ 40 rounding of the energies cannot
+    # happen. What remains is rounding the weights to `dtype` (relative u = eps / 2,
+    # summed over weights adding to 1: <= u max|v|), rounding the row and column
+    # partial sums and their total (3 more u max|v|): 4 u max|v|, plus float32 noise.
+    u = torch.finfo(dtype).eps / 2
+    atol = 4 * u * v.double().abs().max().item() + 1e-5
+    torch.testing.assert_close(out.double(), ref, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", LOW)
+def test_module_after_half_and_bfloat16(dtype):
+    torch.manual_seed(5)
+    net = CrissCrossAttention(32)
+    with torch.no_grad():
+        net.gamma.fill_(1.0)
+    X = torch.randn(2, 32, 7, 10)
+    net_low = net.to(dtype)
+    X_low = X.to(dtype).requires_grad_()
+    Y = net_low(X_low)
+    assert Y.dtype == dtype and torch.isfinite(Y).all()
+    Y.float().square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in net_low.parameters())
+    ref = net_low.double()(X_low.detach().double())  # same rounded weights and input
+    # convs round q, k, v to `dtype` (u = eps/2): energies of size ~|q||k| ~ 5 move by
+    # ~10 u, weights by ~10 u relative; with rounding of v and the sums, 16 u of the
+    # output's scale is a safe bound (2% for bf16, 0.8% for fp16 is far from failure
+    # modes such as a lost softmax normaliser, which is off by O(1))
+    u = torch.finfo(dtype).eps / 2
+    torch.testing.assert_close(
+        Y.double(), ref, atol=16 * u * ref.abs().max().item(), rtol=0
+    )
+
+
+@pytest.mark.slow
+def test_torch_compile_cpu_same_output():
+    torch.manual_seed(6)
+    net = CrissCrossAttention(16, reduction=4)
+    with torch.no_grad():
+        net.gamma.fill_(0.5)
+    X = torch.randn(2, 16, 9, 7, requires_grad=True)
+    ref = net(X)
+    # forward only (the autograd.Function is traced with grad enabled): compiling the
+    # backward too doubles the ~20 s of a cold inductor cache on 2 cores
+    try:
+        out = torch.compile(net, backend="inductor")(X)
+    except Exception as err:  # compiler toolchain missing or broken on this machine
+        pytest.skip(f"torch.compile failed on this machine: {type(err).__name__}: {err}")
+    assert out.requires_grad
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
+    reason="onnx / onnxruntime not installed",
+)
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_onnx_export_dynamic_size(tmp_path, dynamo):
+    import onnxruntime as ort
+
+    torch.manual_seed(7)
+    net = CrissCrossAttention(16, reduction=4).eval()
+    with torch.no_grad():
+        net.gamma.fill_(0.5)
+    path = tmp_path / "cca.onnx"
+    X = torch.randn(1, 16, 9, 11)
+    torch.onnx.export(
+        net,
+        (X,),
+        str(path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamo=dynamo,
+        **(
+            {"dynamic_shapes": {"x": {2: torch.export.Dim("h"), 3: torch.export.Dim("w")}}}
+            if dynamo
+            else {"dynamic_axes": {"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}}}
+        ),
+    )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for h, w in [(9, 11), (5, 13), (1, 6), (7, 1)]:
+        X = torch.randn(1, 16, h, w)
+        (y,) = session.run(None, {"x": X.numpy()})
+        with torch.no_grad():
+            ref = net(X)
+        torch.testing.assert_close(torch.from_numpy(y), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_function_is_exposed():
+    assert issubclass(LeanCrissCrossAttention, torch.autograd.Function)
