@@ -1,0 +1,70 @@
+"""Atomic checkpoint writes and RNG state round-trips."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import seglib.checkpoint as ckpt_mod
+from seglib.checkpoint import FORMAT, atomic_save, load_checkpoint, rng_state, set_rng_state
+
+
+def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    good = {"format": FORMAT, "epoch": 1, "w": torch.arange(1000.0)}
+    atomic_save(good, path)
+    real_save = torch.save
+
+    def broken_save(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)  # write real bytes...
+        f.truncate(100)  # ...leave a partial file behind...
+        raise OSError("disk full")  # ...and die
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_save({"format": FORMAT, "epoch": 2, "w": torch.zeros(1000)}, path)
+    monkeypatch.setattr(ckpt_mod.torch, "save", real_save)
+    back = load_checkpoint(path)
+    assert back["epoch"] == 1 and torch.equal(back["w"], good["w"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temp file left
+
+
+def test_interrupt_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    atomic_save({"format": FORMAT, "epoch": 1}, path)
+
+    def interrupted(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save({"format": FORMAT, "epoch": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_load_rejects_foreign_files(tmp_path):
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="not a seglib checkpoint"):
+        load_checkpoint(tmp_path / "plain.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_rng_state_round_trip_through_a_file(tmp_path):
+    torch.manual_seed(1)
+    np.random.seed(1)  # noqa: NPY002 - the global RNG is what the trainer restores
+    random.seed(1)
+    atomic_save({"format": FORMAT, "rng": rng_state()}, tmp_path / "r.pt")
+    expected = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
+    torch.manual_seed(99)
+    np.random.seed(99)  # noqa: NPY002
+    random.seed(99)
+    set_rng_state(load_checkpoint(tmp_path / "r.pt")["rng"])
+    got = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
+    assert torch.equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert got[2] == expected[2]
