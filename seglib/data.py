@@ -1,0 +1,144 @@
+"""
+# Picking the data: CamVid when it is there, synthetic streets otherwise
+
+Every notebook and the CLI start with the same question: is CamVid on this machine?
+`pick_datasets` answers it in a fixed order and says, in one printed line, what it chose:
+
+1. an explicit `root` argument,
+2. the `CAMVID_DIR` environment variable,
+3. `data/CamVid`, relative to the current directory and then to the repository root,
+4. otherwise the procedural `SyntheticStreets` (same classes, palette and item format).
+
+With `source="camvid"` a missing CamVid is an error (with the download hint) instead of
+a fallback; with `source="synthetic"` CamVid is never looked for. Notebook
+`05_camvid_data.ipynb` starts with it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from .camvid import CamVid, train_transform
+from .synthetic import SyntheticStreets
+
+__all__ = ["DataChoice", "find_camvid", "pick_datasets"]
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout holding seglib/
+
+
+@dataclass
+class DataChoice:
+    """What `pick_datasets` chose: the two datasets and their class metadata."""
+
+    name: str  # "camvid" | "synthetic"
+    root: Path | None  # CamVid folder, None for synthetic scenes
+    train: Dataset  # random augmentation
+    val: Dataset  # deterministic, native size
+    num_classes: int
+    classes: list[str]
+    palette: np.ndarray  # (K, 3) uint8
+
+
+def _is_camvid(path: Path) -> bool:
+    """A folder with a train split in either layout."""
+    return (path / "train").is_dir() and (
+        (path / "trainannot").is_dir() or (path / "train_labels").is_dir()
+    )
+
+
+def find_camvid(root: str | os.PathLike | None = None) -> tuple[Path | None, str]:
+    """Where CamVid is, and how it was found: `(path, reason)`, or `(None, places tried)`.
+
+    An explicit `root` is returned as is (checked later by `CamVid`), so that a typo is
+    an error rather than a silent fallback.
+    """
+    if root is not None:
+        return Path(root), "given path"
+    env = os.environ.get("CAMVID_DIR")
+    if env:
+        return Path(env), "$CAMVID_DIR"
+    tried = [Path.cwd() / "data" / "CamVid", _REPO_ROOT / "data" / "CamVid"]
+    for path in tried:
+        if _is_camvid(path):
+            return path, "data/CamVid"
+    return None, ", ".join(dict.fromkeys(str(p) for p in tried))
+
+
+def pick_datasets(
+    root: str | os.PathLike | None = None,
+    *,
+    source: str = "auto",
+    crop: tuple[int, int] | None = None,
+    synthetic_train: int = 320,
+    synthetic_val: int = 48,
+    synthetic_size: tuple[int, int] | None = None,
+    seed: int = 0,
+    split: str = "val",
+    verbose: bool = True,
+    train_size: int | None = None,
+    val_size: int | None = None,
+) -> DataChoice:
+    """Train and validation datasets from CamVid if found, else synthetic street scenes.
+
+    Args:
+        root: CamVid folder; when given (or `$CAMVID_DIR` is set) it must be valid.
+        source: "auto" (CamVid, else synthetic), "camvid" (error if not found) or
+            "synthetic" (never look for CamVid).
+        crop: training crop `(h, w)`; CamVid default 360x480; for synthetic scenes it
+            is also the scene size unless `synthetic_size` is given.
+        synthetic_train, synthetic_val: number of synthetic scenes per split
+            (`train_size` / `val_size` are accepted as aliases).
+        synthetic_size: `(h, w)` of the synthetic scenes (default `crop` or 96x128).
+        seed: seed of the synthetic scenes.
+        split: which split serves as `val` ("val" or "test").
+        verbose: print the one line saying which data was picked.
+
+    Returns:
+        a `DataChoice` (name, root, train, val, num_classes, classes, palette).
+    """
+    if source not in ("auto", "camvid", "synthetic"):
+        raise ValueError(f"source must be 'auto', 'camvid' or 'synthetic', got {source!r}")
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    synthetic_train = train_size if train_size is not None else synthetic_train
+    synthetic_val = val_size if val_size is not None else synthetic_val
+    path, how = find_camvid(root) if source != "synthetic" else (None, "")
+    if path is None and source == "camvid":
+        raise FileNotFoundError(
+            f"CamVid not found (looked at $CAMVID_DIR and {how}). Download it with "
+            "seglib.camvid.download('data/CamVid') or pass its folder as root."
+        )
+    if path is not None:
+        kw: dict[str, Any] = {}
+        if crop is not None:
+            kw["transform"] = train_transform(crop=crop)
+        train = CamVid(path, "train", **kw)
+        val = CamVid(path, split)
+        if verbose:
+            print(
+                f"Data: CamVid ({train.layout} layout) from {path} ({how}): "
+                f"{len(train)} train / {len(val)} {split} images, {train.num_classes} classes"
+            )
+        return DataChoice("camvid", path, train, val, train.num_classes, train.classes,
+                          train.palette)  # fmt: skip
+    size = tuple(int(v) for v in (synthetic_size or crop or (96, 128)))
+    transform = None  # the synthetic default: flip + mild scale, cropped to the scene size
+    if crop is not None and tuple(crop) != size:
+        transform = train_transform(crop=crop, scale=(0.8, 1.25))
+    train = SyntheticStreets(synthetic_train, size=size, seed=seed, split="train",
+                             transform=transform)  # fmt: skip
+    val = SyntheticStreets(synthetic_val, size=size, seed=seed, split=split)
+    if verbose:
+        why = "" if source == "synthetic" else f" (no CamVid found at $CAMVID_DIR or {how})"
+        print(
+            f"Data: synthetic street scenes{why}: {len(train)} train / {len(val)} {split} "
+            f"scenes of {size[0]}x{size[1]}, seed {seed}"
+        )
+    return DataChoice("synthetic", None, train, val, train.num_classes, train.classes,
+                      train.palette)  # fmt: skip
