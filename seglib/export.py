@@ -1,0 +1,222 @@
+r"""
+# Export a segmentation model to ONNX
+
+[ONNX](https://onnx.ai) is a framework-neutral graph format: a CCNet or RefineNet
+exported once runs in [onnxruntime](https://onnxruntime.ai) (CPU, CUDA, mobile, the
+browser) without PyTorch. Segmentation models must accept any image size, so the
+height and width (and optionally the batch) are exported as symbolic dimensions:
+
+$$\text{image}: (B, 3, H, W) \;\mapsto\; \text{logits}: (B, K, H, W),\qquad
+  B, H, W \text{ free.}$$
+
+This works because nothing in seglib's models depends on a concrete size: the
+criss-cross mask is built from index comparisons (no `torch.eye` on a fixed device),
+RefineNet's fusion and both output resizes target the exact sizes of tensors, never a
+fixed scale factor. The exporter is `torch.export` + `torch.onnx.export(dynamo=True)`
+(it needs `onnxscript`). The older TorchScript tracer (`dynamo=False`, deprecated) is
+not offered: it records sizes as traced tensors, which `torch.sym_max` in RefineNet's
+fusion does not accept.
+
+Command line::
+
+    python -m seglib.export --model ccnet --backbone resnet18 --num-classes 11 \
+        [--checkpoint runs/ccnet/best.pt] --out ccnet.onnx
+
+Used in `notebooks/07_evaluation.ipynb` ("In practice").
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["to_onnx", "build_for_export", "main"]
+
+log = logging.getLogger(__name__)
+
+
+def _name_dims(path: Path, names: dict[int, str]) -> None:
+    """Rename the input's symbolic dimensions (e.g. `s53`) to readable names in place.
+
+    Every `dim_param` of the graph's inputs, outputs and value infos that mentions the
+    symbol is rewritten, so that expressions such as `s53//8` stay consistent.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    rename = {dims[i].dim_param: name for i, name in names.items() if dims[i].dim_param}
+    if not rename:
+        return
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, rename)) + r")\b")
+    graph = model.graph
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        for d in info.type.tensor_type.shape.dim:
+            if d.dim_param:
+                d.dim_param = pattern.sub(lambda m: rename[m.group(1)], d.dim_param)
+    onnx.save(model, str(path))
+
+
+def _symbolic_dims(path: Path) -> list[str | int]:
+    """Dimensions of the exported graph's first input: names if symbolic, else ints."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return [d.dim_param if d.dim_param else d.dim_value for d in dims]
+
+
+def to_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    example_size: tuple[int, int] = (360, 480),
+    opset: int | None = None,
+    *,
+    dynamic_batch: bool = True,
+    batch_size: int | None = None,
+) -> Path:
+    """Export `model` (eval mode) to the ONNX file `path` with dynamic height and width.
+
+    Args:
+        model: a seglib model (or any `(B, 3, H, W) -> (B, K, H, W)` module). It is
+            exported in eval mode (no auxiliary output, BN running statistics, no
+            dropout) and put back into its previous mode afterwards.
+        path: output `.onnx` file (one self-contained file; parent folders are created).
+        example_size: (H, W) of the example input used for tracing.
+        opset: ONNX opset version (None: the exporter's default).
+        dynamic_batch: also leave the batch dimension free.
+        batch_size: batch of the example input (default 2 with a dynamic batch, since
+            `torch.export` treats a size of 1 as a constant, else 1).
+
+    Returns:
+        The path written. The graph has one input `image` (batch, 3, height, width)
+        and one output `logits` (batch, K, height, width).
+
+    Raises:
+        ValueError: bad `example_size` or `batch_size`.
+        RuntimeError: the exporter fixed a free dimension to the example's size.
+    """
+    if len(example_size) != 2 or min(example_size) < 1:
+        raise ValueError(f"example_size must be (H, W) with H, W >= 1, got {example_size!r}")
+    if batch_size is None:
+        batch_size = 2 if dynamic_batch else 1
+    if batch_size < 1 or (dynamic_batch and batch_size < 2):
+        raise ValueError(
+            f"batch_size must be >= 1 (>= 2 with a dynamic batch), got {batch_size}"
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None else torch.float32
+    example = torch.randn(batch_size, 3, *example_size, device=device, dtype=dtype)
+    io_names = {"input_names": ["image"], "output_names": ["logits"]}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            # Free height and width (and batch): symbolic dimensions in the graph.
+            # `Dim.DYNAMIC` accepts the lower bounds the model implies (e.g. H >= 9 for
+            # CCNet: a 1-pixel feature map is special-cased by `torch.export`) but fails
+            # if a dimension is fixed to the example's value.
+            dim = torch.export.Dim.DYNAMIC
+            axes = {2: dim, 3: dim} | ({0: dim} if dynamic_batch else {})
+            torch.onnx.export(
+                model, (example,), str(path), dynamo=True, external_data=False,
+                dynamic_shapes=(axes,), opset_version=opset, verbose=False, **io_names,
+            )  # fmt: skip
+    finally:
+        model.train(was_training)
+    names = {2: "height", 3: "width"} | ({0: "batch"} if dynamic_batch else {})
+    _name_dims(path, names)
+    dims = _symbolic_dims(path)
+    free = sorted(names)
+    if any(isinstance(dims[i], int) for i in free):
+        raise RuntimeError(
+            f"the exporter fixed the input shape of {path} to {dims}; expected symbolic "
+            f"dimensions {free} (a size-dependent branch in the model?)"
+        )
+    return path
+
+
+def build_for_export(
+    model: str,
+    backbone: str = "resnet18",
+    num_classes: int = 11,
+    checkpoint: str | os.PathLike | None = None,
+    features: int = 256,
+    recurrence: int = 2,
+) -> nn.Module:
+    """Build `model` ("ccnet" or "refinenet"), optionally with trained weights.
+
+    `checkpoint` is a `seglib.train` checkpoint (the model is rebuilt from its saved
+    config, which then wins over the other arguments) or a bare state_dict file.
+    """
+    if checkpoint is not None:
+        from seglib.checkpoint import load_checkpoint
+
+        if not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+        try:
+            load_checkpoint(checkpoint)
+        except ValueError:  # not a seglib checkpoint: a bare state_dict
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        else:
+            from seglib.evaluate import load_model
+
+            net, _ = load_model(checkpoint, device="cpu")
+            return net
+    if model == "ccnet":
+        from seglib.ccnet import CCNet
+
+        net: nn.Module = CCNet(num_classes, backbone=backbone, recurrence=recurrence)
+    elif model == "refinenet":
+        from seglib.refinenet import RefineNet
+
+        net = RefineNet(num_classes, backbone=backbone, features=features)
+    else:
+        raise ValueError(f"unknown model {model!r}, expected 'ccnet' or 'refinenet'")
+    if checkpoint is not None:
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(f"{checkpoint} does not fit {model}/{backbone}: {err}") from err
+    return net.eval()
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    """CLI entry point: build (and load) a model, export it, log where it went."""
+    p = argparse.ArgumentParser(prog="python -m seglib.export", description=__doc__.split("\n")[1])
+    p.add_argument("--model", choices=["ccnet", "refinenet"], default="ccnet")
+    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--num-classes", type=int, default=11)
+    p.add_argument("--features", type=int, default=256, help="RefineNet width")
+    p.add_argument("--recurrence", type=int, default=2, help="CCNet's R")
+    p.add_argument("--checkpoint", default=None, help="seglib checkpoint or state_dict")
+    p.add_argument("--out", required=True, help="output .onnx file")
+    p.add_argument("--size", default="360x480", help="example input HxW (default 360x480)")
+    p.add_argument("--opset", type=int, default=None)
+    p.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
+    args = p.parse_args(argv)
+    try:
+        h, w = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        p.error(f"--size must look like 360x480, got {args.size!r}")
+    logging.basicConfig(format="%(message)s")
+    log.setLevel(logging.INFO)  # our line only, not the exporter's optimiser chatter
+    net = build_for_export(args.model, args.backbone, args.num_classes, args.checkpoint,
+                           args.features, args.recurrence)  # fmt: skip
+    out = to_onnx(net, args.out, (h, w), args.opset, dynamic_batch=not args.static_batch)
+    log.info("exported %s to %s (inputs %s)", type(net).__name__, out, _symbolic_dims(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()

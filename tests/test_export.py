@@ -1,0 +1,72 @@
+"""seglib.export: the ONNX files run in onnxruntime at sizes other than the example's."""
+
+import numpy as np
+import pytest
+import torch
+
+from seglib.ccnet import CCNet
+from seglib.export import build_for_export, main, to_onnx
+from seglib.refinenet import RefineNet
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")  # the dynamo exporter needs it
+
+
+def run_onnx(path, x: torch.Tensor) -> np.ndarray:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = sess.run(["logits"], {"image": x.numpy()})
+    return out
+
+
+def check_sizes(net, path, sizes):
+    for batch, h, w in sizes:
+        x = torch.randn(batch, 3, h, w)
+        with torch.no_grad():
+            ref = net(x).numpy()
+        out = run_onnx(path, x)
+        assert out.shape == ref.shape == (batch, net.num_classes, h, w)
+        np.testing.assert_allclose(out, ref, atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_ccnet_onnx_dynamic_sizes(tmp_path):
+    torch.manual_seed(0)
+    net = CCNet(11, backbone="resnet18").train()  # exported in eval mode regardless
+    with torch.no_grad():
+        net.head.cca.gamma.fill_(1.0)  # make the attention count in the output
+    path = to_onnx(net, tmp_path / "ccnet.onnx", example_size=(64, 96))
+    assert net.training  # mode restored
+    assert path.is_file() and not list(tmp_path.glob("*.data"))  # one self-contained file
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape == ["batch", 3, "height", "width"]
+    assert sess.get_outputs()[0].shape == ["batch", 11, "height", "width"]
+    net.eval()
+    check_sizes(net, path, [(1, 97, 131), (1, 360, 480), (3, 33, 45)])
+
+
+@pytest.mark.slow
+def test_refinenet_onnx_via_cli_with_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    net = RefineNet(5, backbone="resnet18", features=16).eval()
+    ckpt = tmp_path / "refinenet.pth"
+    torch.save(net.state_dict(), ckpt)
+    out = tmp_path / "sub" / "refinenet.onnx"
+    path = main(["--model", "refinenet", "--backbone", "resnet18", "--num-classes", "5",
+                 "--features", "16", "--checkpoint", str(ckpt), "--size", "64x96",
+                 "--out", str(out)])  # fmt: skip
+    assert path == out and out.is_file()
+    check_sizes(net, out, [(1, 97, 131), (1, 360, 480), (3, 33, 45)])
+
+
+def test_bad_arguments(tmp_path):
+    net = RefineNet(3, backbone="resnet18", features=8)
+    with pytest.raises(ValueError, match="example_size"):
+        to_onnx(net, tmp_path / "x.onnx", example_size=(0, 10))
+    with pytest.raises(ValueError, match="unknown model"):
+        build_for_export("segnet")
+    with pytest.raises(FileNotFoundError):
+        build_for_export("ccnet", checkpoint=tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pth"
+    torch.save(net.state_dict(), bad)
+    with pytest.raises(ValueError, match="does not fit"):
+        build_for_export("refinenet", num_classes=3, features=16, checkpoint=bad)
