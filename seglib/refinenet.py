@@ -114,8 +114,9 @@ class ChainedResidualPooling(nn.Module):
 
     Args:
         channels: width (kept).
-        blocks: $N$. The CVPR paper's figure draws 2 pooling blocks; the authors' later
-            versions use 4, which is the default here.
+        blocks: $N$. The CVPR paper uses 2 pooling blocks; later versions, e.g.
+            Light-Weight RefineNet (Nekrasov et al., BMVC 2018), use 4, the default here
+            (wider context for little cost at 256 channels). Pass 2 for the paper's setup.
     """
 
     def __init__(self, channels: int, blocks: int = 4) -> None:
@@ -179,7 +180,7 @@ class RefineNet(nn.Module):
         backbone: "resnet18" ... "resnet152" (the paper uses resnet101 / resnet152).
         features: fusion width (paper: 256).
         weights_backbone: backbone weights (see `seglib.backbone.build_backbone`).
-        crp_blocks: pooling blocks per CRP (4; the CVPR paper's figure shows 2).
+        crp_blocks: pooling blocks per CRP (default 4; the CVPR paper used 2).
 
     Forward: `(B, 3, H, W)` -> logits `(B, K, H, W)`.
     """
