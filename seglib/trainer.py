@@ -39,7 +39,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
-from tqdm.auto import tqdm
 
 from seglib import distributed as ddp
 from seglib.checkpoint import (
@@ -52,6 +51,7 @@ from seglib.checkpoint import (
 )
 from seglib.config import TrainConfig
 from seglib.evaluate import evaluate, main_logits
+from seglib.progress import Board
 from seglib.runtime import autocast, in_notebook, pick_device, resolve_amp, use_channels_last
 
 __all__ = ["fit", "segmentation_loss", "NonFiniteLossError", "METRIC_COLUMNS"]
@@ -124,51 +124,6 @@ def _num_classes(config: TrainConfig, loader: DataLoader) -> int | None:
         return config.num_classes
     k = getattr(getattr(loader, "dataset", None), "num_classes", None)
     return int(k) if k is not None else None
-
-
-class _Board:
-    """Live d2l.Animator in notebooks, tqdm + log lines elsewhere (rank 0 only)."""
-
-    def __init__(self, config: TrainConfig, animate: bool, history: list[dict]) -> None:
-        self.active = ddp.is_main()
-        self.animate = animate and self.active
-        self.verbose = config.verbose and self.active and not self.animate
-        self.animator = self.timer = None
-        if self.animate:
-            from d2l import torch as d2l
-
-            self.animator = d2l.Animator(
-                xlabel="epoch", xlim=[1, config.epochs], ylim=[0, 1],
-                legend=["train loss", "val pixel acc", "val mIoU"],
-            )  # fmt: skip
-            self.timer = d2l.Timer()
-            for row in history:
-                self.add_epoch(row)
-
-    def bar(self, loader: DataLoader, epoch: int, epochs: int):
-        return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                    disable=not self.verbose, dynamic_ncols=True)  # fmt: skip
-
-    def add_train(self, x: float, loss: float) -> None:
-        if self.animator is not None:
-            self.animator.add(x, (loss, None, None))
-
-    def add_epoch(self, row: dict) -> None:
-        if self.animator is not None:
-            self.animator.add(row["epoch"], (None, row["val_pixel_acc"], row["val_miou"]))
-        if self.verbose:
-            tqdm.write(
-                f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} | val loss "
-                f"{row['val_loss']:.4f} | pixel acc {row['val_pixel_acc']:.4f} | mIoU "
-                f"{row['val_miou']:.4f} | lr {row['lr']:.2e} | {row['seconds']:.1f} s | "
-                f"{row['images_per_s']:.1f} img/s"
-            )
-
-    def summary(self, row: dict, images: int, device: torch.device) -> None:
-        if self.animate and self.timer is not None:
-            print(f"loss {row['train_loss']:.3f}, val pixel acc {row['val_pixel_acc']:.3f}, "
-                  f"val mIoU {row['val_miou']:.3f}")
-            print(f"{images / max(self.timer.sum(), 1e-9):.1f} images/sec on {device}")
 
 
 def fit(
@@ -258,7 +213,7 @@ def fit(
         pd.DataFrame(history, columns=METRIC_COLUMNS).to_csv(out / "metrics.csv", index=False)
 
     net = ddp.wrap_model(bare, device, sync_bn=config.sync_bn)
-    board = _Board(config, in_notebook() if animate is None else animate, history)
+    board = Board(config, in_notebook() if animate is None else animate, history)
     val_criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=config.ignore_index)
     seen = 0
     for epoch in range(start, config.epochs):

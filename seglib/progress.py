@@ -1,0 +1,71 @@
+"""
+# Watching a run: live curves in a notebook, a progress bar in a terminal
+
+d2l teaches training with two small helpers we reuse here: `d2l.Animator` redraws a
+figure as points arrive (the train loss a few times per epoch at fractional x, the
+validation pixel accuracy and mIoU once per epoch) and `d2l.Timer` measures the time
+spent in training steps, from which images per second follow. Outside Jupyter a
+figure cannot be redrawn in place, so the trainer shows a tqdm bar per epoch and
+prints one line per epoch instead. Only rank 0 of a DDP run reports.
+
+Used by `seglib.trainer.fit`; seen in `notebooks/06_training.ipynb`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from seglib import distributed as ddp
+from seglib.config import TrainConfig
+
+__all__ = ["Board"]
+
+
+class Board:
+    """Live d2l.Animator in notebooks, tqdm + log lines elsewhere (rank 0 only).
+
+    `history` rows (from a resumed checkpoint) are drawn first so the curve is whole.
+    """
+
+    def __init__(self, config: TrainConfig, animate: bool, history: list[dict]) -> None:
+        self.active = ddp.is_main()
+        self.animate = animate and self.active
+        self.verbose = config.verbose and self.active and not self.animate
+        self.animator = self.timer = None
+        if self.animate:
+            from d2l import torch as d2l
+
+            self.animator = d2l.Animator(
+                xlabel="epoch", xlim=[1, config.epochs],
+                legend=["train loss", "val pixel acc", "val mIoU"],
+            )  # fmt: skip
+            self.timer = d2l.Timer()
+            for row in history:
+                self.add_epoch(row)
+
+    def bar(self, loader: DataLoader, epoch: int, epochs: int):
+        return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
+                    disable=not self.verbose, dynamic_ncols=True)  # fmt: skip
+
+    def add_train(self, x: float, loss: float) -> None:
+        if self.animator is not None:
+            self.animator.add(x, (loss, None, None))
+
+    def add_epoch(self, row: dict) -> None:
+        if self.animator is not None:
+            self.animator.add(row["epoch"], (None, row["val_pixel_acc"], row["val_miou"]))
+        if self.verbose:
+            tqdm.write(
+                f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} | val loss "
+                f"{row['val_loss']:.4f} | pixel acc {row['val_pixel_acc']:.4f} | mIoU "
+                f"{row['val_miou']:.4f} | lr {row['lr']:.2e} | {row['seconds']:.1f} s | "
+                f"{row['images_per_s']:.1f} img/s"
+            )
+
+    def summary(self, row: dict, images: int, device: torch.device) -> None:
+        if self.animate and self.timer is not None:
+            print(f"loss {row['train_loss']:.3f}, val pixel acc {row['val_pixel_acc']:.3f}, "
+                  f"val mIoU {row['val_miou']:.3f}")
+            print(f"{images / max(self.timer.sum(), 1e-9):.1f} images/sec on {device}")
