@@ -123,9 +123,9 @@ def to_onnx(
     try:
         with torch.no_grad():
             # Free height and width (and batch): symbolic dimensions in the graph.
-            # `Dim.DYNAMIC` accepts the lower bounds the model implies (e.g. H >= 9 for
-            # CCNet: a 1-pixel feature map is special-cased by `torch.export`) but fails
-            # if a dimension is fixed to the example's value.
+            # `Dim.DYNAMIC` accepts lower bounds the tracer infers (e.g. H, W >= 9 for
+            # CCNet: `torch.export` assumes its 1/8 feature map has >= 2 pixels a side)
+            # but fails if a dimension gets fixed to the example's value.
             dim = torch.export.Dim.DYNAMIC
             axes = {2: dim, 3: dim} | ({0: dim} if dynamic_batch else {})
             torch.onnx.export(
