@@ -1,8 +1,9 @@
 r"""
 # Memory-lean criss-cross attention: recompute instead of store
 
-The default path of `seglib.attention.criss_cross_attention`; the idea of
-[FlashAttention](https://arxiv.org/abs/2205.14135) applied along rows and columns.
+The default path of `seglib.attention.criss_cross_attention` and of the
+`CrissCrossAttention` module; the idea of [FlashAttention](https://arxiv.org/abs/2205.14135)
+applied along rows and columns.
 
 Plain autograd keeps the (B, H, W, H + W) softmax (and, in the usual bmm
 formulation, permuted copies of it and of $V$) alive until backward. Here the
@@ -16,10 +17,14 @@ With $dA_{i,u} = dO_u^\top V_i$ and $\delta_u = \sum_i A_{i,u}\,dA_{i,u} = dO_u^
 the softmax backward is $dS_{i,u} = A_{i,u}(dA_{i,u} - \delta_u)$, then
 $dQ_u = \sum_i dS_{i,u} K_i$, $dK_i = \sum_u dS_{i,u} Q_u$, $dV_i = \sum_u A_{i,u}\,dO_u$.
 
-Layout: every (B, X, H, W) tensor is used as two batched matrices, rows
-(B, H, W, X) and columns (B, W, H, X), so each branch is one plain batched matmul
-with X (channels) contiguous; the column weights stay in their native (B, W, H, H)
-order and are never concatenated with the row weights. Taught at the end of
+The module's gate $\gamma$ is folded in: the Function returns $\gamma O$, so nobody has
+to keep $O$ for $\partial L / \partial \gamma = \sum_u dY_u^\top O_u$, which is the
+sum of the $\delta_u$ computed anyway (with $dY$ in place of $dO$).
+
+Layout: tensors are used channels-last, rows (B, H, W, X), so the row branch is one
+batched matmul. The column branch needs columns (B, W, H, X); they are copied a
+block of columns at a time, never the whole tensor, and added into the row result in
+place. The output is a channels-last (B, C, H, W) view. Taught at the end of
 notebook `02_criss_cross_attention.ipynb`.
 """
 
@@ -28,51 +33,62 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from seglib.attention import _centre, _dtypes, _no_autocast
+from seglib.attention import _centre, _dtypes, _no_autocast, _plain_attention
 
 __all__ = ["LeanCrissCrossAttention", "lean_criss_cross_attention", "lean_forward"]
 
-
-def _layouts(x: Tensor) -> tuple[Tensor, Tensor]:
-    """(B, X, H, W) -> columns (B, W, H, X) and rows (B, H, W, X), both contiguous."""
-    cols = x.permute(0, 3, 2, 1).contiguous()  # (B, W, H, X): column w holds pixels (., w)
-    rows = x.permute(0, 2, 3, 1).contiguous()  # (B, H, W, X): row h holds pixels (h, .)
-    return cols, rows
+BLOCKS = 8  # the column branch copies about 1/BLOCKS of a tensor at a time...
+MIN_BLOCK = 16  # ...but at least 16 columns (one block for small maps)
 
 
-def _merge(o_cols: Tensor, o_rows: Tensor) -> Tensor:
-    """Column part (B, W, H, X) + row part (B, H, W, X) -> (B, X, H, W) (channels-last)."""
-    return o_rows.add_(o_cols.transpose(1, 2)).permute(0, 3, 1, 2)  # (B, X, H, W)
+def _rows(x: Tensor) -> Tensor:
+    """(B, X, H, W) -> (B, H, W, X) contiguous; free for a channels-last tensor."""
+    return x.permute(0, 2, 3, 1).contiguous()  # (B, H, W, X)
 
 
-def _weighted_sum(p_col: Tensor, p_row: Tensor, cols: Tensor, rows: Tensor) -> Tensor:
-    r"""$\sum_{i \in \Omega_u} P_{i,u} U_i$ for weights P and a tensor U in both layouts."""
-    o_cols = p_col @ cols  # (B, W, H, G) @ (B, W, G, X) -> (B, W, H, X)
-    o_rows = p_row @ rows  # (B, H, W, V) @ (B, H, V, X) -> (B, H, W, X)
-    return _merge(o_cols, o_rows)  # (B, X, H, W)
+def _blocks(W: int) -> list[slice]:
+    step = max(MIN_BLOCK, -(-W // BLOCKS))
+    return [slice(w0, min(w0 + step, W)) for w0 in range(0, W, step)]
 
 
-def _spread(p_col: Tensor, p_row: Tensor, cols: Tensor, rows: Tensor) -> Tensor:
+def _cols(rows: Tensor, sl: slice) -> Tensor:
+    """Columns `sl` of a rows tensor (B, H, W, X) as contiguous (B, w, H, X)."""
+    return rows[:, :, sl].transpose(1, 2).contiguous()  # (B, w, H, X)
+
+
+def _weighted_sum(p_col: Tensor, p_row: Tensor, rows: Tensor) -> Tensor:
+    r"""$\sum_{i \in \Omega_u} P_{i,u} U_i$ -> (B, H, W, X), for U given as rows."""
+    out = p_row @ rows  # (B, H, W, V) @ (B, H, V, X) -> (B, H, W, X)
+    for sl in _blocks(rows.shape[2]):
+        o = p_col[:, sl] @ _cols(rows, sl)  # (B, w, H, G) @ (B, w, G, X) -> (B, w, H, X)
+        out[:, :, sl] += o.transpose(1, 2)  # (B, H, w, X)
+    return out
+
+
+def _spread(p_col: Tensor, p_row: Tensor, rows: Tensor) -> Tensor:
     r"""The transpose of `_weighted_sum`: $\sum_{u : i \in \Omega_u} P_{i,u} U_u$."""
-    o_cols = p_col.transpose(-1, -2) @ cols  # (B, W, G, H) @ (B, W, H, X) -> (B, W, G, X)
-    o_rows = p_row.transpose(-1, -2) @ rows  # (B, H, V, W) @ (B, H, W, X) -> (B, H, V, X)
-    return _merge(o_cols, o_rows)  # (B, X, H, W)
+    out = p_row.transpose(-1, -2) @ rows  # (B, H, V, W) @ (B, H, W, X) -> (B, H, V, X)
+    for sl in _blocks(rows.shape[2]):
+        o = p_col[:, sl].transpose(-1, -2) @ _cols(rows, sl)  # (B, w, G, X)
+        out[:, :, sl] += o.transpose(1, 2)  # (B, G, w, X)
+    return out
 
 
 def _probabilities(
-    q: Tensor, k: Tensor, stat: torch.dtype, lse: Tensor | None = None
+    q_rows: Tensor, k_rows: Tensor, lse: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Softmax weights, column (B, W, H, H) and row (B, H, W, W), and lse (B, H, W).
 
-    With `lse` given (backward), the weights are rebuilt from it instead of normalised.
+    `q_rows`, `k_rows` are (B, H, W, C') in the statistics dtype. With `lse` given
+    (backward) the weights are rebuilt from it instead of normalised.
     """
-    q_cols, q_rows = _layouts(q.to(stat))
-    k_cols, k_rows = _layouts(k.to(stat))
+    q_cols = q_rows.transpose(1, 2).contiguous()  # (B, W, H, C')
+    k_cols = k_rows.transpose(1, 2).contiguous()  # (B, W, H, C')
     # $Q_u^\top K_i$ on the column (b, w, h, g) and on the row (b, h, w, v)
     s_col = q_cols @ k_cols.transpose(-1, -2)  # (B, W, H, H)
     s_row = q_rows @ k_rows.transpose(-1, -2)  # (B, H, W, W)
     # the centre is already in the column: drop it from the row, in place
-    s_row.masked_fill_(_centre(q.shape[-1], q.device), float("-inf"))
+    s_row.masked_fill_(_centre(q_rows.shape[2], q_rows.device), float("-inf"))
     if lse is None:
         m = torch.maximum(s_col.amax(-1).transpose(1, 2), s_row.amax(-1))  # (B, H, W)
         s_col.sub_(m.transpose(1, 2).unsqueeze(-1)).exp_()
@@ -89,76 +105,103 @@ def _probabilities(
     return s_col, s_row, lse
 
 
-def lean_forward(
-    query: Tensor, key: Tensor, value: Tensor, dtype: torch.dtype, stat: torch.dtype
-) -> tuple[Tensor, Tensor]:
-    """Criss-cross attention (B, C, H, W) in `dtype` and the log-sum-exp (B, H, W) in `stat`.
+def _forward(q_rows, k_rows, v_rows, gamma, dtype, stat) -> tuple[Tensor, Tensor]:
+    """(gamma *) attention as rows (B, H, W, C) in `dtype`, and lse (B, H, W)."""
+    p_col, p_row, lse = _probabilities(q_rows.to(stat), k_rows.to(stat))
+    if gamma is not None:  # $\gamma \sum_i A_{i,u} V_i = \sum_i (\gamma A_{i,u}) V_i$
+        p_col, p_row = p_col.mul_(gamma.to(stat)), p_row.mul_(gamma.to(stat))
+    return _weighted_sum(p_col.to(dtype), p_row.to(dtype), v_rows), lse
 
-    Plain tensor code (no autograd.Function), so it also serves inference, ONNX
-    export and torch.compile. Autocast must be off: the dtypes are explicit.
+
+def lean_forward(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    dtype: torch.dtype,
+    stat: torch.dtype,
+    gamma: Tensor | None = None,
+) -> Tensor:
+    """(gamma *) criss-cross attention (B, C, H, W) in `dtype`, as plain tensor code.
+
+    No autograd.Function, so it serves inference, ONNX export and torch.compile.
+    Autocast must be off (the dtypes are explicit). The result is a channels-last view.
     """
-    p_col, p_row, lse = _probabilities(query, key, stat)
-    v_cols, v_rows = _layouts(value.to(dtype))
-    out = _weighted_sum(p_col.to(dtype), p_row.to(dtype), v_cols, v_rows)  # (B, C, H, W)
-    return out, lse
+    out, _ = _forward(_rows(query), _rows(key), _rows(value.to(dtype)), gamma, dtype, stat)
+    return out.permute(0, 3, 1, 2)  # (B, C, H, W)
 
 
 class LeanCrissCrossAttention(torch.autograd.Function):
-    """autograd.Function saving q, k, v and the per-pixel log-sum-exp only."""
+    """autograd.Function saving q, k, v (channels-last) and the per-pixel log-sum-exp."""
 
     @staticmethod
-    def forward(ctx, query: Tensor, key: Tensor, value: Tensor, dtype, stat):
-        out, lse = lean_forward(query, key, value, dtype, stat)
-        ctx.save_for_backward(query, key, value, lse)
-        ctx.dtypes = (dtype, stat)
-        return out
+    def forward(ctx, query, key, value, gamma, dtype, stat):
+        q_rows, k_rows, v_rows = _rows(query), _rows(key), _rows(value.to(dtype))
+        out, lse = _forward(q_rows, k_rows, v_rows, gamma, dtype, stat)
+        ctx.save_for_backward(q_rows, k_rows, v_rows, lse, gamma)
+        ctx.dtypes = (dtype, stat, query.dtype, key.dtype, value.dtype)
+        return out.permute(0, 3, 1, 2)  # (B, C, H, W)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        query, key, value, lse = ctx.saved_tensors
-        dtype, stat = ctx.dtypes
-        need_q, need_k, need_v = ctx.needs_input_grad[:3]
-        dq = dk = dv = None
+        q_rows, k_rows, v_rows, lse, gamma = ctx.saved_tensors
+        dtype, stat, q_dtype, k_dtype, v_dtype = ctx.dtypes
+        need_q, need_k, need_v, need_g = ctx.needs_input_grad[:4]
+        dq = dk = dv = dg = None
         with _no_autocast(grad_out.device.type):
-            p_col, p_row, _ = _probabilities(query, key, stat, lse)
-            g_cols, g_rows = _layouts(grad_out.to(dtype))
-            v_cols, v_rows = _layouts(value.to(dtype))
+            q_rows, k_rows = q_rows.to(stat), k_rows.to(stat)
+            p_col, p_row, _ = _probabilities(q_rows, k_rows, lse)
+            g = torch.ones((), dtype=stat, device=lse.device) if gamma is None else gamma
+            g = g.to(stat)
+            # dY of the output (B, H, W, C); dO = gamma dY
+            g_rows = _rows(grad_out.to(dtype))
+            # $dA'_{i,u} = dY_u^\top V_i$ (so $dA = \gamma dA'$) and $dV = \gamma A^\top dY$
+            da_row = g_rows @ v_rows.transpose(-1, -2)  # (B, H, W, W)
+            da_col = torch.empty_like(p_col, dtype=da_row.dtype)  # (B, W, H, H)
             if need_v:
-                # $dV_i = \sum_u A_{i,u}\, dO_u$
-                dv = _spread(p_col.to(dtype), p_row.to(dtype), g_cols, g_rows).to(value.dtype)
+                a_col, a_row = (p_col * g).to(dtype), (p_row * g).to(dtype)
+                dv = a_row.transpose(-1, -2) @ g_rows  # (B, H, V, C)
+            for sl in _blocks(g_rows.shape[2]):
+                g_cols = _cols(g_rows, sl)  # (B, w, H, C)
+                da_col[:, sl] = g_cols @ _cols(v_rows, sl).transpose(-1, -2)  # (B, w, H, G)
+                if need_v:
+                    dv[:, :, sl] += (a_col[:, sl].transpose(-1, -2) @ g_cols).transpose(1, 2)
+            del g_rows
+            da_col, da_row = da_col.to(stat), da_row.to(stat)
+            # $\delta'_u = \sum_i A_{i,u} dA'_{i,u} = dY_u^\top O_u$
+            delta = (p_col * da_col).sum(-1).transpose(1, 2) + (p_row * da_row).sum(-1)
+            if need_g:
+                dg = delta.sum().reshape(1).to(gamma.dtype)  # $\sum_u dY_u^\top O_u$
             if need_q or need_k:
-                # $dA_{i,u} = dO_u^\top V_i$
-                da_col = (g_cols @ v_cols.transpose(-1, -2)).to(stat)  # (B, W, H, H)
-                da_row = (g_rows @ v_rows.transpose(-1, -2)).to(stat)  # (B, H, W, W)
-                del g_cols, g_rows, v_cols, v_rows
-                # $\delta_u = \sum_i A_{i,u}\, dA_{i,u}$
-                delta = (p_col * da_col).sum(-1).transpose(1, 2) + (p_row * da_row).sum(-1)
-                # $dS = A \odot (dA - \delta)$, in place over dA
-                ds_col = da_col.sub_(delta.transpose(1, 2).unsqueeze(-1)).mul_(p_col)
-                ds_row = da_row.sub_(delta.unsqueeze(-1)).mul_(p_row)
-                del p_col, p_row
-                if need_q:
-                    # $dQ_u = \sum_i dS_{i,u} K_i$
-                    dq = _weighted_sum(ds_col, ds_row, *_layouts(key.to(stat)))
-                    dq = dq.to(query.dtype)
-                if need_k:
-                    # $dK_i = \sum_u dS_{i,u} Q_u$
-                    dk = _spread(ds_col, ds_row, *_layouts(query.to(stat))).to(key.dtype)
-        return dq, dk, dv, None, None
+                # $dS = A \odot (dA - \delta) = \gamma A \odot (dA' - \delta')$, over dA'
+                ds_col = da_col.sub_(delta.transpose(1, 2).unsqueeze(-1)).mul_(p_col).mul_(g)
+                ds_row = da_row.sub_(delta.unsqueeze(-1)).mul_(p_row).mul_(g)
+                if need_q:  # $dQ_u = \sum_i dS_{i,u} K_i$
+                    dq = _weighted_sum(ds_col, ds_row, k_rows).permute(0, 3, 1, 2).to(q_dtype)
+                if need_k:  # $dK_i = \sum_u dS_{i,u} Q_u$
+                    dk = _spread(ds_col, ds_row, q_rows).permute(0, 3, 1, 2).to(k_dtype)
+            if dv is not None:
+                dv = dv.permute(0, 3, 1, 2).to(v_dtype)
+        return dq, dk, dv, dg, None, None
 
 
-def lean_criss_cross_attention(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
-    """Criss-cross attention through `LeanCrissCrossAttention` when a gradient is needed.
+def lean_criss_cross_attention(
+    query: Tensor, key: Tensor, value: Tensor, gamma: Tensor | None = None
+) -> Tensor:
+    """(gamma *) criss-cross attention through `LeanCrissCrossAttention` when needed.
 
-    Without a gradient to compute (inference, `torch.no_grad`) or during ONNX export
-    (which cannot trace an autograd.Function) it runs the same forward maths,
-    `lean_forward`, as plain tensor code.
+    Without a gradient to compute (inference, `torch.no_grad`) it runs the same
+    forward maths, `lean_forward`, as plain tensor code. During ONNX export or
+    `torch.export` (which cannot trace an autograd.Function, and would bake the
+    column-block loop into the graph for one size) it takes the plain einsum path of
+    `seglib.attention`, the same maths again. `gamma` is the module's (1,) gate or None.
     """
+    if torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+        out = _plain_attention(query, key, value)
+        return out if gamma is None else gamma * out
     dtype, stat = _dtypes(query, key, value)
-    needs_grad = torch.is_grad_enabled() and (
-        query.requires_grad or key.requires_grad or value.requires_grad
-    )
+    tensors = (query, key, value) if gamma is None else (query, key, value, gamma)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     with _no_autocast(value.device.type):
-        if needs_grad and not torch.onnx.is_in_onnx_export():
-            return LeanCrissCrossAttention.apply(query, key, value, dtype, stat)
-        return lean_forward(query, key, value, dtype, stat)[0]
+        if needs_grad:
+            return LeanCrissCrossAttention.apply(query, key, value, gamma, dtype, stat)
+        return lean_forward(query, key, value, dtype, stat, gamma)

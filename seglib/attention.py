@@ -288,13 +288,22 @@ class CrissCrossAttention(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
-        """x (B, C, H, W) -> gamma * CCA(x) + x, same shape."""
+        """x (B, C, H, W) -> gamma * CCA(x) + x, same shape (channels-last memory when lean)."""
         self._check(x)
         B, C, H, W = x.shape
+        if self.lean:
+            from seglib._cca_autograd import lean_criss_cross_attention
+
+            # channels-last: each 1x1 conv is one GEMM over pixels (no oneDNN reorders)
+            # and q, k, v arrive in the (B, H, W, C) row layout the lean kernel uses
+            x = x.contiguous(memory_format=torch.channels_last)
+            q, k, v = self.query_conv(x), self.key_conv(x), self.value_conv(x)
+            # gamma is folded into the lean Function, so CCA(x) is not stored for it
+            return lean_criss_cross_attention(q, k, v, self.gamma) + x  # (B, C, H, W)
         q = self.query_conv(x)  # (B, C', H, W)
         k = self.key_conv(x)  # (B, C', H, W)
         v = self.value_conv(x)  # (B, C, H, W)
-        out = criss_cross_attention(q, k, v, lean=self.lean)  # (B, C, H, W)
+        out = criss_cross_attention(q, k, v, lean=False)  # (B, C, H, W)
         # $H' = \gamma \cdot \mathrm{CCA}(H) + H$
         return self.gamma * out + x
 

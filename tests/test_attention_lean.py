@@ -16,33 +16,70 @@ def qkv(B, H, W, c=2, C=3, dtype=torch.float64, scale=1.0, requires_grad=True):
     return q, k, v
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny matmuls on a busy 2-core machine: waking an OpenMP worker thread for each
+    of gradcheck's thousands of calls costs ~10 ms a call (seen at 13x4); one thread
+    makes it ~1000x faster. Restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.mark.parametrize("H,W", [(5, 7), (1, 9), (13, 4), (9, 1)])
-def test_gradcheck_float64(H, W):
+def test_gradcheck_float64(H, W, one_thread):
     torch.manual_seed(0)
     q, k, v = qkv(1, H, W)
     f = lambda q, k, v: criss_cross_attention(q, k, v, lean=True)  # noqa: E731
     assert torch.autograd.gradcheck(f, (q, k, v), eps=1e-6, atol=1e-8)
 
 
+def _saved(fn, *args):
+    """Unique storages saved for backward while running fn(*args)."""
+    saved = {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = t
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(*args)
+    return out, list(saved.values())
+
+
 def test_lean_saves_only_qkv_and_lse():
     torch.manual_seed(1)
     B, H, W = 2, 6, 5
     q, k, v = qkv(B, H, W, dtype=torch.float32)
-    saved = []
-
-    def pack(t):
-        saved.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = criss_cross_attention(q, k, v, lean=True)
-    ptrs = {t.untyped_storage().data_ptr() for t in saved}
-    others = [t for t in saved if t.untyped_storage().data_ptr() not in
-              {x.untyped_storage().data_ptr() for x in (q, k, v)}]
-    assert len(ptrs) == 4
-    assert len(others) == 1 and others[0].shape == (B, H, W)  # the log-sum-exp
-    assert others[0].dtype == torch.float32
+    out, saved = _saved(lambda *a: criss_cross_attention(*a, lean=True), q, k, v)
     assert out.grad_fn.name().startswith("LeanCrissCrossAttention")
+    # q, k, v (kept channels-last) and one float32 log-sum-exp per pixel, nothing else
+    shapes = sorted(tuple(t.shape) for t in saved)
+    expected = [(B, H, W), (B, H, W, 2), (B, H, W, 2), (B, H, W, 3)]
+    assert shapes == expected
+    by_shape = {tuple(t.shape): t for t in saved}
+    torch.testing.assert_close(by_shape[(B, H, W, 3)], v.detach().permute(0, 2, 3, 1))
+    assert by_shape[(B, H, W)].dtype == torch.float32
+
+
+def test_lean_module_saves_less_than_plain():
+    torch.manual_seed(1)
+    net = CrissCrossAttention(16, reduction=4)
+    # channels-last input: the lean module then runs its convs on X itself, no copy
+    X = torch.randn(2, 16, 9, 8).contiguous(memory_format=torch.channels_last)
+    X.requires_grad_()
+    nbytes = {}
+    for lean in (True, False):
+        net.lean = lean
+        _, saved = _saved(net, X)
+        skip = {p.untyped_storage().data_ptr() for p in net.parameters()}
+        skip.add(X.untyped_storage().data_ptr())
+        nbytes[lean] = sum(t.untyped_storage().nbytes() for t in saved
+                           if t.untyped_storage().data_ptr() not in skip)
+    # lean: q, k, v and lse only (gamma is folded in, so CCA(x) is not kept for it)
+    assert nbytes[True] == 4 * 2 * 9 * 8 * (4 + 4 + 16 + 1)
+    assert nbytes[True] < nbytes[False]
 
 
 def test_no_grad_uses_same_forward_without_function():

@@ -1,0 +1,285 @@
+"""Criss-cross vs dense attention: time, memory, saved-for-backward bytes and FLOPs.
+
+Compares, at C = 512 and batch 2 over feature sizes 16x16 .. 97x97 (97x97 is a
+769x769 crop at output stride 8), four blocks with the same 1x1 q/k/v convolutions,
+zero-free gamma and residual:
+
+- `lean`: seglib's `CrissCrossAttention` (default memory-lean autograd Function),
+- `plain`: the same module with `lean = False` (einsum + one softmax, plain autograd),
+- `baseline`: the source article's bmm formulation, re-written here from its
+  description (separate H and W bmm branches, -inf on the diagonal of the H branch,
+  concatenate, softmax, split, bmm back),
+- `dense`: `seglib.attention.dense_masked_attention` through the full (HW)x(HW) matrix.
+
+Each case runs in a fresh subprocess (`--case METHOD SIZE`), so that on CPU the peak
+RSS growth of the forward+backward belongs to that case alone; on CUDA the script uses
+`torch.cuda.max_memory_allocated`. Usage:
+
+    python benchmarks/attention.py            # full run, writes benchmarks/results/
+    python benchmarks/attention.py --quick    # 16x16 and 33x33 only, fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from seglib.attention import CrissCrossAttention, criss_cross_mask, dense_masked_attention
+
+__all__ = ["ArticleBmmAttention", "DenseAttention", "build", "analytic_gflop"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METHODS = ["lean", "plain", "baseline", "dense"]
+
+
+class ArticleBmmAttention(CrissCrossAttention):
+    """The source article's formulation, in our own code: bmm per branch, -inf diagonal."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, C, H, W = x.shape
+        q, k, v = self.query_conv(x), self.key_conv(x), self.value_conv(x)
+        # column branch: B*W sequences of H pixels; row branch: B*H sequences of W pixels
+        q_h = q.permute(0, 3, 2, 1).contiguous().view(B * W, H, -1)  # (B*W, H, C')
+        k_h = k.permute(0, 3, 1, 2).contiguous().view(B * W, -1, H)  # (B*W, C', H)
+        q_w = q.permute(0, 2, 3, 1).contiguous().view(B * H, W, -1)  # (B*H, W, C')
+        k_w = k.permute(0, 2, 1, 3).contiguous().view(B * H, -1, W)  # (B*H, C', W)
+        v_h = v.permute(0, 3, 1, 2).contiguous().view(B * W, -1, H)  # (B*W, C, H)
+        v_w = v.permute(0, 2, 1, 3).contiguous().view(B * H, -1, W)  # (B*H, C, W)
+        # -inf on the diagonal of the H branch so the centre is counted once
+        neg_diag = torch.zeros(H, H, device=x.device, dtype=q.dtype)
+        neg_diag.fill_diagonal_(float("-inf"))
+        e_h = (torch.bmm(q_h, k_h) + neg_diag).view(B, W, H, H).permute(0, 2, 1, 3)  # (B,H,W,H)
+        e_w = torch.bmm(q_w, k_w).view(B, H, W, W)  # (B, H, W, W)
+        a = torch.softmax(torch.cat([e_h, e_w], dim=3), dim=3)  # (B, H, W, H+W)
+        a_h = a[..., :H].permute(0, 2, 1, 3).contiguous().view(B * W, H, H)  # (B*W, H, H)
+        a_w = a[..., H:].contiguous().view(B * H, W, W)  # (B*H, W, W)
+        out_h = torch.bmm(v_h, a_h.transpose(1, 2)).view(B, W, C, H).permute(0, 2, 3, 1)
+        out_w = torch.bmm(v_w, a_w.transpose(1, 2)).view(B, H, C, W).permute(0, 2, 1, 3)
+        return self.gamma * (out_h + out_w) + x  # (B, C, H, W)
+
+
+class DenseAttention(CrissCrossAttention):
+    """Same convs and gate, attention through the full (HW)x(HW) matrix with the mask."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, C, H, W = x.shape
+        q, k, v = self.query_conv(x), self.key_conv(x), self.value_conv(x)
+        mask = criss_cross_mask(H, W, device=x.device)  # (HW, HW)
+        return self.gamma * dense_masked_attention(q, k, v, mask) + x
+
+
+def build(method: str, channels: int) -> nn.Module:
+    """One of METHODS as a module with C = `channels` and a non-zero gamma."""
+    cls = {"baseline": ArticleBmmAttention, "dense": DenseAttention}.get(
+        method, CrissCrossAttention
+    )
+    net = cls(channels)
+    net.lean = method != "plain"
+    with torch.no_grad():
+        net.gamma.fill_(0.5)  # non-zero, as after some training
+    return net
+
+
+def analytic_gflop(method: str, B: int, C: int, H: int, W: int) -> float:
+    """Forward + backward FLOPs (a multiply-add = 2) of convs and attention."""
+    c, n = C // 8, H * W
+    convs = 3 * 2 * B * n * C * (2 * c + C)  # forward, input grad, weight grad
+    span = n if method == "dense" else H + W  # keys per pixel
+    # forward: energies (C') + weighted sum (C); backward: dA, dV (C) and dQ, dK (C')
+    attn = 2 * B * n * span * (3 * C + 3 * c)
+    if method == "lean":
+        attn += 2 * B * n * span * c  # energies recomputed in backward
+    return (convs + attn) / 1e9
+
+
+def _rss_now_kb() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() // 1024
+
+
+def _saved_bytes(net: nn.Module, x: Tensor) -> int:
+    """Bytes of unique storages saved for backward, minus the input and the weights."""
+    skip = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    skip.add(x.untyped_storage().data_ptr())
+    storages: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in skip:
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = net(x)
+    del y
+    return sum(storages.values())
+
+
+def run_case(method: str, size: int, channels: int, batch: int, repeats: int,
+             device: torch.device) -> dict:
+    """Measure one (method, size) case in this process: memory first, then time."""
+    torch.manual_seed(0)
+    compiled = method.endswith("+compile")
+    net = build(method.removesuffix("+compile"), channels).to(device)
+    if compiled:
+        net = torch.compile(net)
+    x = torch.randn(batch, channels, size, size, device=device, requires_grad=True)
+    grad = torch.randn_like(x)  # the upstream gradient dL/dy, given (as in a network)
+
+    def step() -> None:
+        net(x).backward(grad)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    # initialise the libraries (thread pools, oneDNN/MKL kernels) on a tiny input first,
+    # so that the peak below is that of the case, not of one-time set-up
+    tiny = torch.randn(batch, channels, 4, 4, device=device, requires_grad=True)
+    net(tiny).backward(torch.ones_like(tiny))
+    net.zero_grad(set_to_none=True)
+    del tiny
+    # peak memory of the first forward + backward, above what is already allocated
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        before = _rss_now_kb()
+        step()
+        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    if compiled:
+        step()  # compile the backward too before timing
+        peak_mb = float("nan")  # includes the compiler's own memory: not comparable
+    times = []
+    for _ in range(repeats):
+        net.zero_grad(set_to_none=True)
+        x.grad = None
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    saved = float("nan") if compiled else _saved_bytes(net, x) / 2**20
+    return {
+        "method": method, "H": size, "W": size, "B": batch, "C": channels,
+        "time_ms": 1000 * statistics.median(times), "peak_mb": peak_mb, "saved_mb": saved,
+        "gflop": analytic_gflop(method.removesuffix("+compile"), batch, channels, size, size),
+        "repeats": repeats, "device": device.type, "threads": torch.get_num_threads(),
+    }
+
+
+def _check_methods_agree(device: torch.device) -> None:
+    """All four blocks compute the same function (guards the baseline's correctness)."""
+    x = torch.randn(2, 32, 6, 9, device=device, dtype=torch.float64)
+    torch.manual_seed(0)
+    ref = build("dense", 32).to(device).double()(x)
+    for method in METHODS[:-1]:
+        torch.manual_seed(0)
+        net = build(method, 32).to(device).double()
+        torch.testing.assert_close(net(x), ref, atol=1e-10, rtol=0)
+
+
+def _subprocess_case(method: str, size: int, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--case", method, str(size), "--channels",
+           str(args.channels), "--batch", str(args.batch), "--repeats", str(args.repeats)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _table(rows: list[dict]) -> list[dict]:
+    """Add ratio columns against the baseline and the dense block of the same size."""
+    by = {(r["method"], r["H"]): r for r in rows}
+    for r in rows:
+        base, dense = by.get(("baseline", r["H"])), by.get(("dense", r["H"]))
+        for key in ("time_ms", "peak_mb", "saved_mb"):
+            short = key.split("_")[0]
+            r[f"{short}_vs_baseline"] = r[key] / base[key] if base else float("nan")
+            r[f"dense_over_{short}"] = dense[key] / r[key] if dense else float("nan")
+    return rows
+
+
+def _print(rows: list[dict]) -> None:
+    head = (f"{'method':<16}{'size':>7}{'time ms':>10}{'peak MB':>10}{'saved MB':>10}"
+            f"{'GFLOP':>8}{'t/base':>8}{'m/base':>8}{'s/base':>8}{'dense/t':>9}{'dense/m':>9}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['method']:<16}{r['H']:>4}x{r['W']:<2}{r['time_ms']:>10.1f}{r['peak_mb']:>10.1f}"
+              f"{r['saved_mb']:>10.1f}{r['gflop']:>8.2f}{r['time_vs_baseline']:>8.2f}"
+              f"{r['peak_vs_baseline']:>8.2f}{r['saved_vs_baseline']:>8.2f}"
+              f"{r['dense_over_time']:>9.1f}{r['dense_over_peak']:>9.1f}")
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3))
+    for method in dict.fromkeys(r["method"] for r in rows):
+        rs = [r for r in rows if r["method"] == method]
+        px = [r["H"] * r["W"] for r in rs]
+        axes[0].loglog(px, [r["time_ms"] for r in rs], "o-", label=method)
+        if all(r["peak_mb"] == r["peak_mb"] for r in rs):  # skip NaN (compiled rows)
+            axes[1].loglog(px, [max(r["peak_mb"], 0.1) for r in rs], "o-", label=method)
+    axes[0].set(xlabel="feature pixels H*W", ylabel="fwd+bwd time (ms)")
+    axes[1].set(xlabel="feature pixels H*W", ylabel="peak memory growth (MB)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"criss-cross vs dense attention, C={rows[0]['C']}, B={rows[0]['B']}, "
+                 f"{rows[0]['device']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="16x16 and 33x33, 3 repeats")
+    p.add_argument("--sizes", type=int, nargs="+", default=[16, 33, 65, 97])
+    p.add_argument("--channels", type=int, default=512)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5, help="timed runs after the warm-up")
+    p.add_argument("--compile", action="store_true", help="add a torch.compile'd lean row")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--case", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.case:
+        method, size = args.case[0], int(args.case[1])
+        print(json.dumps(run_case(method, size, args.channels, args.batch, args.repeats,
+                                  device)))
+        return
+    if args.quick:
+        args.sizes, args.repeats = [16, 33], 3
+    _check_methods_agree(device)
+    methods = METHODS + (["lean+compile"] if args.compile else [])
+    rows = []
+    for size in args.sizes:
+        for method in methods:
+            rows.append(_subprocess_case(method, size, args))
+            print(f"  {method} {size}x{size}: {rows[-1]['time_ms']:.0f} ms", file=sys.stderr)
+    rows = _table(rows)
+    _print(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "attention_quick" if args.quick else "attention"
+    with open(args.out / f"{stem}.csv", "w") as f:
+        keys = list(rows[0])
+        f.write(",".join(keys) + "\n")
+        for r in rows:
+            f.write(",".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k])
+                             for k in keys) + "\n")
+    _plot(rows, args.out / f"{stem}.png")
+    print(f"wrote {args.out / stem}.csv and .png ({device.type}, {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()
