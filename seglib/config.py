@@ -54,6 +54,7 @@ class TrainConfig:
     # --- data (used by the CLI to build the loaders) ---
     data: str = "synthetic"  # synthetic | camvid | auto
     data_dir: str | None = None  # CamVid root (else $CAMVID_DIR, data/CamVid)
+    synthetic_size: tuple[int, int] | None = None  # (h, w) of synthetic scenes; None = crop
     train_size: int = 320  # synthetic training scenes
     val_size: int = 48  # synthetic validation scenes
     # --- bookkeeping ---
@@ -74,6 +75,8 @@ class TrainConfig:
         if len(tuple(self.crop)) != 2:
             raise ValueError(f"crop must be (h, w), got {self.crop}")
         self.crop = (int(self.crop[0]), int(self.crop[1]))
+        if self.synthetic_size is not None:
+            self.synthetic_size = (int(self.synthetic_size[0]), int(self.synthetic_size[1]))
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ValueError(f"amp must be auto, bf16, fp16 or off, got {self.amp!r}")
 

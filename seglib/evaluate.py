@@ -156,7 +156,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     device = next(model.parameters()).device
     source = config.data if args.data_dir is None else "camvid"
     root = args.data_dir if args.data_dir is not None else config.data_dir
-    choice = pick_datasets(root, **config.data_kwargs(source=source, split=args.split))
+    choice = pick_datasets(
+        root, source=source, crop=config.crop, train_size=config.train_size,
+        val_size=config.val_size, synthetic_size=config.synthetic_size, seed=config.seed,
+        split=args.split,
+    )  # fmt: skip
     dataset = choice.val
     if choice.num_classes != config.num_classes:
         raise ValueError(

@@ -79,6 +79,7 @@ def build_datasets(config: TrainConfig, split: str = "val"):
         crop=config.crop,
         train_size=config.train_size,
         val_size=config.val_size,
+        synthetic_size=config.synthetic_size,
         seed=config.seed,
         split=split,
     )
@@ -137,6 +138,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     p.add_argument("--grad-clip", type=float, default=None)
     p.add_argument("--class-weights", choices=["none", "median"], default="none",
                    help="median-frequency class weights computed on the training set")  # fmt: skip
+    p.add_argument("--synthetic-size", type=_crop, default=d.synthetic_size,
+                   help="HxW of the synthetic scenes (default: the crop)")  # fmt: skip
     p.add_argument("--train-size", type=int, default=d.train_size, help="synthetic scenes")
     p.add_argument("--val-size", type=int, default=d.val_size, help="synthetic scenes")
     args = p.parse_args(argv)
@@ -146,7 +149,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
         batch_size=args.batch_size, crop=args.crop, lr=args.lr,
         weight_decay=args.weight_decay, grad_clip=args.grad_clip, amp=args.amp,
         device=args.device, workers=args.workers, sync_bn=args.sync_bn, data=args.data,
-        data_dir=args.data_dir, train_size=args.train_size, val_size=args.val_size,
+        data_dir=args.data_dir, synthetic_size=args.synthetic_size,
+        train_size=args.train_size, val_size=args.val_size,
         seed=args.seed,
     )  # fmt: skip
     return config, args

@@ -1,0 +1,188 @@
+"""
+# Training throughput of CCNet and RefineNet
+
+Images per second and peak memory of full training steps (forward, CCNet's auxiliary
+loss, backward, SGD step) at CamVid's native 360x480, batch 2, for CCNet and RefineNet
+on ResNet-18 and ResNet-50 backbones, on the device present:
+
+- CUDA: every case with and without AMP (bf16/fp16 autocast, fp16 with a GradScaler)
+  and channels_last; memory = `torch.cuda.max_memory_allocated`.
+- CPU: float32 only, a few iterations (a ResNet-50 CCNet step takes many seconds on two
+  cores); memory = the peak RSS growth of a fresh Python process per case (peak
+  `ru_maxrss` minus the RSS after imports), so that cases do not pollute each other.
+
+    python benchmarks/throughput.py                 # all cases, writes results/
+    python benchmarks/throughput.py --iters 5 --models ccnet --backbones resnet18
+
+Writes `benchmarks/results/throughput.csv` and `throughput.png`. Timings on a shared
+machine are noisy; the table says which device and how many threads were used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+
+def _rss_mb() -> float:
+    """Current resident set size of this process (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def run_case(model: str, backbone: str, amp: str, channels_last: bool, iters: int,
+             warmup: int, device: str, size: tuple[int, int], batch: int) -> dict:  # fmt: skip
+    """Time `iters` training steps of one configuration in this process."""
+    from seglib.runtime import autocast, pick_device, resolve_amp
+    from seglib.train import build_model, segmentation_loss
+
+    dev = pick_device(device)
+    base_rss = _rss_mb()
+    torch.manual_seed(0)
+    net = build_model(model, 11, backbone).to(dev).train()
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    dtype = resolve_amp(amp, dev)
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    scaler = torch.amp.GradScaler(dev.type, enabled=dtype == torch.float16)
+    X = torch.randn(batch, 3, *size, device=dev)
+    Y = torch.randint(0, 11, (batch, *size), device=dev)
+    if channels_last:
+        X = X.contiguous(memory_format=torch.channels_last)
+
+    def step() -> None:
+        with autocast(dev, dtype):
+            out = net(X)
+        loss = segmentation_loss(out, Y)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        step()
+    sync()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    median = times[len(times) // 2]
+    if dev.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        kind = "cuda max allocated"
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss
+        kind = "peak RSS growth"
+    return {
+        "model": model, "backbone": backbone, "amp": str(dtype).replace("torch.", "")
+        if dtype else "off", "channels_last": channels_last, "device": str(dev),
+        "threads": torch.get_num_threads(), "batch": batch, "size": f"{size[0]}x{size[1]}",
+        "iters": iters, "s_per_iter": median, "images_per_s": batch / median,
+        "peak_mb": peak, "memory": kind,
+        "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
+    }  # fmt: skip
+
+
+def plot(df, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.model}\n{r.backbone}" + (f"\n{r.amp},{'CL' if r.channels_last else 'NCHW'}"
+              if r.device.startswith("cuda") else "") for r in df.itertuples()]  # fmt: skip
+    fig, axes = plt.subplots(1, 2, figsize=(max(7, 1.3 * len(df)), 3.2))
+    axes[0].bar(labels, df["images_per_s"], color="tab:blue")
+    axes[0].set_ylabel("training images / s")
+    axes[1].bar(labels, df["peak_mb"], color="tab:orange")
+    axes[1].set_ylabel(f"peak memory, MB ({df['memory'].iloc[0]})")
+    for ax in axes:
+        ax.tick_params(axis="x", labelsize=7)
+    fig.suptitle(f"training step, batch {df['batch'].iloc[0]}, {df['size'].iloc[0]}, "
+                 f"{df['device'].iloc[0]} ({df['threads'].iloc[0]} threads)")  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("--models", nargs="+", default=["ccnet", "refinenet"])
+    p.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"])
+    p.add_argument("--iters", type=int, default=None, help="timed steps (CPU 3, CUDA 20)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--size", default="360x480")
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # child process mode
+    args = p.parse_args(argv)
+    size = tuple(int(v) for v in args.size.split("x"))
+    cuda = torch.cuda.is_available() and (args.device or "cuda").startswith("cuda")
+    iters = args.iters or (20 if cuda else 3)
+    if args.case:  # run one case, print JSON for the parent
+        model, backbone, amp, cl = args.case.split(",")
+        res = run_case(model, backbone, amp, cl == "1", iters, args.warmup,
+                       args.device, size, args.batch)  # fmt: skip
+        print("RESULT " + json.dumps(res))
+        return
+
+    import pandas as pd
+
+    variants = [("off", "0"), ("auto", "0"), ("off", "1"), ("auto", "1")] if cuda else [
+        ("off", "0")]  # fmt: skip
+    rows = []
+    for model in args.models:
+        for backbone in args.backbones:
+            for amp, cl in variants:
+                cmd = [sys.executable, __file__, "--case", f"{model},{backbone},{amp},{cl}",
+                       "--iters", str(iters), "--warmup", str(args.warmup), "--batch",
+                       str(args.batch), "--size", args.size]  # fmt: skip
+                if args.device:
+                    cmd += ["--device", args.device]
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+                lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+                if proc.returncode or not lines:
+                    print(f"{model}/{backbone} amp={amp} cl={cl} failed:\n{proc.stderr[-2000:]}")
+                    continue
+                rows.append(json.loads(lines[-1][7:]))
+                r = rows[-1]
+                print(f"{model:9s} {backbone:8s} amp={r['amp']:8s} cl={cl}: "
+                      f"{r['images_per_s']:.2f} img/s, {r['peak_mb']:.0f} MB", flush=True)
+    if not rows:
+        sys.exit("no case succeeded")
+    df = pd.DataFrame(rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "throughput.csv", index=False)
+    plot(df, out / "throughput.png")
+    cols = ["model", "backbone", "amp", "channels_last", "device", "threads", "images_per_s",
+            "s_per_iter", "peak_mb", "params_m"]  # fmt: skip
+    print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(f"wrote {out / 'throughput.csv'} and {out / 'throughput.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The train and evaluate CLIs on a tiny synthetic run (real CCNet, real SyntheticStreets)."""
+
+import pandas as pd
+import pytest
+import torch
+
+from seglib import evaluate as evaluate_cli
+from seglib import train as train_cli
+from seglib.camvid import CLASSES
+from seglib.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow  # a real ResNet-18 CCNet: several seconds of CPU
+
+TINY = ["--data", "synthetic", "--crop", "32x48", "--batch-size", "2", "--train-size", "4",
+        "--val-size", "2", "--device", "cpu", "--workers", "0"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli")
+    hist = train_cli.main([*TINY, "--epochs", "1", "--out", str(out)])
+    return out, hist
+
+
+def test_cli_trains_writes_and_records_config(run, capsys):
+    out, hist = run
+    assert len(hist) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "metrics.csv"]
+    ckpt = load_checkpoint(out / "last.pt")
+    cfg = ckpt["config"]
+    assert (cfg["model"], cfg["backbone"], cfg["num_classes"]) == ("ccnet", "resnet18", 11)
+    assert cfg["crop"] == (32, 48) and cfg["data"] == "synthetic" and cfg["amp"] == "auto"
+    assert list(pd.read_csv(out / "metrics.csv")["epoch"]) == [1]
+
+
+def test_cli_resume_continues_to_more_epochs(run, tmp_path):
+    out, _ = run
+    for name in ("last.pt", "metrics.csv"):
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    hist = train_cli.main([*TINY, "--epochs", "2", "--out", str(tmp_path), "--resume"])
+    assert list(hist["epoch"]) == [1, 2]
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    assert len(pd.read_csv(tmp_path / "metrics.csv")) == 2
+
+
+def test_cli_resume_refuses_another_model(run, tmp_path):
+    out, _ = run
+    (tmp_path / "last.pt").write_bytes((out / "last.pt").read_bytes())
+    with pytest.raises(ValueError, match="different model"):
+        train_cli.main([*TINY, "--model", "refinenet", "--features", "16", "--epochs", "2",
+                        "--out", str(tmp_path), "--resume"])  # fmt: skip
+
+
+def test_evaluate_cli_prints_per_class_table(run, capsys):
+    out, hist = run
+    res = evaluate_cli.main(["--checkpoint", str(out / "best.pt"), "--split", "val",
+                             "--device", "cpu"])  # fmt: skip
+    text = capsys.readouterr().out
+    for name in CLASSES:
+        assert name in text
+    assert "mIoU" in text and "synthetic val (2 images)" in text
+    assert res["miou"] == pytest.approx(hist["val_miou"].iloc[0])
+    assert res["confusion"].sum() == 2 * 32 * 48  # every pixel of both scenes counted
+    assert torch.is_tensor(res["iou"]) and len(res["iou"]) == 11
+
+
+def test_cli_rejects_bad_flags():
+    with pytest.raises(SystemExit):
+        train_cli.parse_args(["--crop", "96by128"])
+    with pytest.raises(SystemExit):
+        train_cli.parse_args(["--model", "unet"])
+    cfg, _ = train_cli.parse_args(["--no-amp", "--crop", "64x80"])
+    assert cfg.amp == "off" and cfg.crop == (64, 80)
+    assert train_cli.parse_args(["--amp", "bf16"])[0].amp == "bf16"
