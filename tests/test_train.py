@@ -162,3 +162,20 @@ def test_bad_arguments():
         fit(TinyNet(), train, val, CFG, animate=False, amp="fp16")
     with pytest.raises(FileNotFoundError):
         fit(TinyNet(), train, val, CFG, out="/nonexistent/x", resume=True, animate=False)
+
+
+def test_animate_draws_d2l_curves(capsys):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    pytest.importorskip("d2l")
+    torch.manual_seed(0)
+    train, val = loaders()
+    hist = fit(TinyNet(), train, val, CFG, animate=True, epochs=2)
+    text = capsys.readouterr().out
+    assert "images/sec on cpu" in text and f"val mIoU {hist['val_miou'].iloc[-1]:.3f}" in text
+    import matplotlib.pyplot as plt
+
+    lines = plt.gcf().axes[0].get_lines()  # the Animator's figure
+    assert [len(line.get_xdata()) for line in lines] == [2 * 5, 2, 2]  # 5 loss points/epoch
+    assert list(lines[2].get_ydata()) == pytest.approx(list(hist["val_miou"]))
+    plt.close("all")
