@@ -34,17 +34,19 @@ SKY, BUILDING, POLE, ROAD, PAVEMENT, TREE, SIGN, FENCE, CAR, PEDESTRIAN, BICYCLI
 _SPLITS = {"train": 0, "val": 1, "test": 2}  # separate seed streams per split
 
 # base colours (RGB) of the painted scene; the palette in camvid.py is for label display
-_BUILDINGS = [(165, 72, 55), (212, 186, 122), (112, 122, 145), (226, 214, 188), (128, 88, 62)]
-_CARS = [(190, 30, 35), (40, 62, 165), (228, 228, 228), (222, 182, 30), (35, 35, 42),
-         (222, 112, 30)]  # fmt: skip
-_SHIRTS = [(200, 60, 60), (60, 140, 70), (230, 200, 70), (120, 70, 160), (240, 240, 235)]
+# Each class has its own colour family so that a small network can learn it quickly;
+# texture, lighting and shapes keep it from being a colour lookup.
+_BUILDINGS = [(165, 72, 55), (212, 186, 122), (196, 112, 74), (128, 88, 62)]
+_CARS = [(190, 30, 35), (40, 62, 170), (222, 182, 30), (24, 128, 136)]
+_SHIRTS = [(120, 70, 160), (122, 30, 52), (30, 96, 108), (150, 60, 120)]
 _SKIN = [(228, 184, 152), (170, 118, 86), (112, 76, 52)]
 _JACKETS = [(0, 170, 215), (175, 235, 40), (250, 110, 20)]
+_FENCES = [(226, 222, 210), (150, 166, 190)]
 _SIGNS = [((205, 30, 30), (245, 245, 245)), ((30, 72, 190), (245, 245, 245)),
           ((235, 195, 30), (20, 20, 20))]  # fmt: skip
 # texture strength per class (fine noise amplitude, coarse blotch amplitude)
-_FINE = np.array([2, 6, 4, 7, 6, 10, 3, 6, 4, 5, 5], dtype=np.float32)
-_COARSE = np.array([6, 10, 4, 12, 10, 34, 4, 10, 6, 8, 8], dtype=np.float32)
+_FINE = np.array([2, 5, 3, 5, 5, 7, 2, 4, 3, 3, 3], dtype=np.float32)
+_COARSE = np.array([5, 8, 3, 8, 8, 18, 3, 6, 4, 5, 5], dtype=np.float32)
 
 
 class _Canvas:
@@ -166,40 +168,45 @@ def _tree(cv, rng, xb, yb, s):
 
 
 def _fence(cv, rng, x0, x1, horizon, s):
-    top, bottom = horizon - 11 * s, horizon + 3 * s
-    wood = _jitter(rng, _pick(rng, [(152, 112, 72), (104, 104, 116)]), 0.06)
-    cv.rect(top, bottom, x0, x1, FENCE, wood * 0.55)  # dark gaps between slats
-    step = max(3.0, 4 * s)
+    top, bottom = horizon - 13 * s, horizon + 3 * s
+    paint = _jitter(rng, _pick(rng, _FENCES), 0.05)
+    cv.rect(top, bottom, x0, x1, FENCE, paint * 0.45)  # dark gaps between slats
+    step = max(4.0, 5 * s)
     for x in np.arange(x0, x1, step):
-        cv.rect(top, bottom, x, x + 0.6 * step, FENCE, wood)
-    cv.rect(top + 2 * s, top + 4 * s, x0, x1, FENCE, wood * 1.1)  # rail
+        cv.rect(top, bottom, x, x + 0.6 * step, FENCE, paint)
+    cv.rect(top + 2 * s, top + 4.5 * s, x0, x1, FENCE, paint * 0.9)  # rail
 
 
 def _pole(cv, rng, xb, yb, s, sign: bool):
-    half = max(2.0, 2.6 * s)
+    u = cv.h / 96.0
+    half = max(3.0 * u, 4.0 * s)  # thick enough to survive an output stride of 8
     height = 62 * s
-    metal = _jitter(rng, _pick(rng, [(150, 152, 158), (64, 76, 66)]), 0.06)
+    metal = _jitter(rng, (196, 199, 206), 0.05)
     cv.rect(yb - height, yb, xb - half, xb + half, POLE, metal)
-    cv.rect(yb - height, yb, xb - half, xb - half / 3, POLE, metal * 1.25)  # highlight
+    cv.rect(yb - height, yb, xb + half / 3, xb + half, POLE, metal * 0.7)  # shaded side
     if not sign:
         return
     face, symbol = (np.asarray(c, dtype=np.float64) for c in _pick(rng, _SIGNS))
-    r, cy = 9 * s, yb - height + 7 * s
+    rim = (242, 242, 242)  # white border, as on real signs
+    r, cy = max(8.0 * u, 11.0 * s), yb - height + 7 * s
     shape = int(rng.integers(3))
     if shape == 0:
-        cv.ellipse(cy, xb, r, r, SIGN, face)
-        cv.ellipse(cy, xb, 0.62 * r, 0.62 * r, SIGN, symbol)
+        cv.ellipse(cy, xb, r, r, SIGN, rim)
+        cv.ellipse(cy, xb, 0.8 * r, 0.8 * r, SIGN, face)
+        cv.rect(cy - 0.15 * r, cy + 0.15 * r, xb - 0.5 * r, xb + 0.5 * r, SIGN, symbol)
     elif shape == 1:
-        cv.rect(cy - r, cy + r, xb - r, xb + r, SIGN, face)
-        cv.rect(cy - 0.25 * r, cy + 0.25 * r, xb - 0.6 * r, xb + 0.6 * r, SIGN, symbol)
+        cv.rect(cy - r, cy + r, xb - r, xb + r, SIGN, rim)
+        cv.rect(cy - 0.8 * r, cy + 0.8 * r, xb - 0.8 * r, xb + 0.8 * r, SIGN, face)
+        cv.rect(cy - 0.5 * r, cy + 0.5 * r, xb - 0.2 * r, xb + 0.2 * r, SIGN, symbol)
     else:
-        cv.triangle(cy - r, cy + r, xb, 1.15 * r, SIGN, face)
-        cv.triangle(cy - 0.2 * r, cy + 0.7 * r, xb, 0.5 * r, SIGN, symbol)
+        cv.triangle(cy - r, cy + r, xb, 1.15 * r, SIGN, rim)
+        cv.triangle(cy - 0.5 * r, cy + 0.8 * r, xb, 0.75 * r, SIGN, face)
+        cv.triangle(cy - 0.1 * r, cy + 0.6 * r, xb, 0.3 * r, SIGN, symbol)
 
 
 def _car(cv, rng, xb, yb, s):
     body = _jitter(rng, _pick(rng, _CARS), 0.06)
-    half, height = 19 * s, 16 * s
+    half, height = 20 * s, 17 * s
     shadow = cv.box(yb - 2 * s, yb + 2 * s, xb - half, xb + half)
     if shadow is not None:  # darker road under the car (image only)
         cv.rgb[shadow[0]] *= 0.6
@@ -214,11 +221,10 @@ def _car(cv, rng, xb, yb, s):
 
 
 def _person(cv, rng, xb, yb, s, cls, shirt):
-    legs = _jitter(rng, (44, 44, 66), 0.15)
-    cv.rect(yb - 12 * s, yb, xb - 3.2 * s, xb - 0.4 * s, cls, legs)
-    cv.rect(yb - 12 * s, yb, xb + 0.4 * s, xb + 3.2 * s, cls, legs)
-    cv.rect(yb - 24 * s, yb - 11 * s, xb - 4 * s, xb + 4 * s, cls, shirt)
-    cv.ellipse(yb - 27.5 * s, xb, 3.6 * s, 3.2 * s, cls, _jitter(rng, _pick(rng, _SKIN), 0.05))
+    cv.rect(yb - 12 * s, yb, xb - 3.2 * s, xb + 3.2 * s, cls, _jitter(rng, (44, 44, 66), 0.15))
+    cv.rect(yb - 12 * s, yb, xb - 0.3 * s, xb + 0.3 * s, cls, (28, 28, 40))  # between the legs
+    cv.rect(yb - 24 * s, yb - 11 * s, xb - 4.2 * s, xb + 4.2 * s, cls, shirt)
+    cv.ellipse(yb - 27.5 * s, xb, 3.8 * s, 3.4 * s, cls, _jitter(rng, _pick(rng, _SKIN), 0.05))
 
 
 def _bicyclist(cv, rng, xb, yb, s):
@@ -274,10 +280,10 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.nd
     for _ in range(int(rng.integers(1, 3))):
         x, y, s = spot(0.3, 0.95, "pavement")
         shirt = _jitter(rng, _pick(rng, _SHIRTS), 0.08)
-        things.append((y, lambda x=x, y=y, s=1.15 * s, c=shirt:
+        things.append((y, lambda x=x, y=y, s=1.35 * s, c=shirt:
                        _person(cv, rng, x, y, s, PEDESTRIAN, c)))  # fmt: skip
     x, y, s = spot(0.3, 0.95, "edge")
-    things.append((y, lambda x=x, y=y, s=s: _bicyclist(cv, rng, x, y, 1.1 * s)))
+    things.append((y, lambda x=x, y=y, s=s: _bicyclist(cv, rng, x, y, 1.2 * s)))
     for _, draw in sorted(things, key=lambda t: t[0]):  # far to near
         draw()
 
@@ -287,8 +293,8 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.nd
     coarse = np.repeat(np.repeat(coarse, 4, 0), 4, 1)[:h, :w, None]
     img = cv.rgb + fine * _FINE[cv.label][..., None] + coarse * _COARSE[cv.label][..., None]
     # lighting: brightness, colour temperature and a sideways light ramp
-    ramp = 1.0 + rng.uniform(-0.25, 0.25) * ((np.arange(w, dtype=np.float32) + 0.5) / w - 0.5)
-    gain = rng.uniform(0.72, 1.18) * (1.0 + rng.uniform(-0.06, 0.06, 3))
+    ramp = 1.0 + rng.uniform(-0.2, 0.2) * ((np.arange(w, dtype=np.float32) + 0.5) / w - 0.5)
+    gain = rng.uniform(0.8, 1.15) * (1.0 + rng.uniform(-0.05, 0.05, 3))
     img = img * ramp[None, :, None] * gain.astype(np.float32)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), cv.label.copy()
 
