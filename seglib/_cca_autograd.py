@@ -37,8 +37,8 @@ from seglib.attention import _centre, _dtypes, _no_autocast, _plain_attention
 
 __all__ = ["LeanCrissCrossAttention", "lean_criss_cross_attention", "lean_forward"]
 
-BLOCKS = 8  # the column branch copies about 1/BLOCKS of a tensor at a time...
-MIN_BLOCK = 16  # ...but at least 16 columns (one block for small maps)
+BLOCK_BYTES = 8 * 2**20  # the column branch copies at most ~8 MB of a tensor at a time
+MAX_BLOCKS = 4  # ...in at most 4 blocks (each block is a handful of kernel launches)
 
 
 def _rows(x: Tensor) -> Tensor:
@@ -46,8 +46,11 @@ def _rows(x: Tensor) -> Tensor:
     return x.permute(0, 2, 3, 1).contiguous()  # (B, H, W, X)
 
 
-def _blocks(W: int) -> list[slice]:
-    step = max(MIN_BLOCK, -(-W // BLOCKS))
+def _blocks(rows: Tensor) -> list[slice]:
+    """Column blocks of a rows tensor: one for small tensors, up to MAX_BLOCKS."""
+    W = rows.shape[2]
+    n = min(MAX_BLOCKS, W, -(-rows.numel() * rows.element_size() // BLOCK_BYTES))
+    step = -(-W // max(n, 1))
     return [slice(w0, min(w0 + step, W)) for w0 in range(0, W, step)]
 
 
@@ -59,7 +62,7 @@ def _cols(rows: Tensor, sl: slice) -> Tensor:
 def _weighted_sum(p_col: Tensor, p_row: Tensor, rows: Tensor) -> Tensor:
     r"""$\sum_{i \in \Omega_u} P_{i,u} U_i$ -> (B, H, W, X), for U given as rows."""
     out = p_row @ rows  # (B, H, W, V) @ (B, H, V, X) -> (B, H, W, X)
-    for sl in _blocks(rows.shape[2]):
+    for sl in _blocks(rows):
         o = p_col[:, sl] @ _cols(rows, sl)  # (B, w, H, G) @ (B, w, G, X) -> (B, w, H, X)
         out[:, :, sl] += o.transpose(1, 2)  # (B, H, w, X)
     return out
@@ -68,7 +71,7 @@ def _weighted_sum(p_col: Tensor, p_row: Tensor, rows: Tensor) -> Tensor:
 def _spread(p_col: Tensor, p_row: Tensor, rows: Tensor) -> Tensor:
     r"""The transpose of `_weighted_sum`: $\sum_{u : i \in \Omega_u} P_{i,u} U_u$."""
     out = p_row.transpose(-1, -2) @ rows  # (B, H, V, W) @ (B, H, W, X) -> (B, H, V, X)
-    for sl in _blocks(rows.shape[2]):
+    for sl in _blocks(rows):
         o = p_col[:, sl].transpose(-1, -2) @ _cols(rows, sl)  # (B, w, G, X)
         out[:, :, sl] += o.transpose(1, 2)  # (B, G, w, X)
     return out
@@ -160,7 +163,7 @@ class LeanCrissCrossAttention(torch.autograd.Function):
             if need_v:
                 a_col, a_row = (p_col * g).to(dtype), (p_row * g).to(dtype)
                 dv = a_row.transpose(-1, -2) @ g_rows  # (B, H, V, C)
-            for sl in _blocks(g_rows.shape[2]):
+            for sl in _blocks(g_rows):
                 g_cols = _cols(g_rows, sl)  # (B, w, H, C)
                 da_col[:, sl] = g_cols @ _cols(v_rows, sl).transpose(-1, -2)  # (B, w, H, G)
                 if need_v:

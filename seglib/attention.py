@@ -254,6 +254,16 @@ class CrissCrossAttention(nn.Module):
     $Q, K$ come from 1x1 convolutions to $C' = C / \text{reduction}$ channels and $V$
     from a 1x1 convolution to $C$ channels. $\gamma$ starts at zero, so a freshly built
     block is the identity and the network learns how much context to mix in.
+
+    With `lean = True` (default) training uses the memory-lean autograd Function of
+    `seglib._cca_autograd` (stores $Q, K, V$ and one log-sum-exp per pixel, folds
+    $\gamma$ in, runs channels-last; the output is then a channels-last tensor).
+    Without gradients (`torch.no_grad`, eval) the same forward runs as plain tensor
+    code, and under ONNX export / `torch.export` the plain einsum path is used: an
+    autograd.Function cannot be exported, and the forward maths is identical.
+    `lean = False` always takes the plain autograd path (for teaching and comparison).
+    Works in float16/bfloat16 (`.half()`, `.bfloat16()`) and under autocast: energies
+    and softmax statistics are computed in float32.
     """
 
     def __init__(self, in_channels: int, reduction: int = 8, *, lean: bool = True):

@@ -233,3 +233,27 @@ def test_onnx_export_dynamic_size(tmp_path, dynamo):
 
 def test_function_is_exposed():
     assert issubclass(LeanCrissCrossAttention, torch.autograd.Function)
+
+
+def test_column_blocks_give_the_same_result(monkeypatch):
+    """Large maps run the column branch in blocks; force blocks on a small map."""
+    import seglib._cca_autograd as lean
+
+    torch.manual_seed(8)
+    q, k, v = qkv(2, 6, 11, c=3, C=4)
+    gamma = torch.tensor([0.7], dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(2, 4, 6, 11, dtype=torch.float64)
+
+    def run():
+        out = lean.lean_criss_cross_attention(q, k, v, gamma)
+        return (out, *torch.autograd.grad(out, (q, k, v, gamma), grad))
+
+    ref = run()
+    monkeypatch.setattr(lean, "BLOCK_BYTES", 1)  # -> MAX_BLOCKS blocks of columns
+    assert len(lean._blocks(v.permute(0, 2, 3, 1))) == lean.MAX_BLOCKS
+    for a, b in zip(run(), ref):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    plain = 0.7 * criss_cross_attention(q, k, v, lean=False)
+    torch.testing.assert_close(ref[0], plain, atol=1e-12, rtol=0)
+    # d/dgamma of <grad, gamma * CCA> is <grad, CCA>
+    torch.testing.assert_close(ref[4], (grad * plain / 0.7).sum().reshape(1))
