@@ -22,7 +22,7 @@ to keep $O$ for $\partial L / \partial \gamma = \sum_u dY_u^\top O_u$, which is 
 sum of the $\delta_u$ computed anyway (with $dY$ in place of $dO$).
 
 Layout: tensors are used channels-last, rows (B, H, W, X), so the row branch is one
-batched matmul. The column branch needs columns (B, W, H, X); they are copied a
+batched matmul. The column branch needs columns (W, B, H, X); they are copied a
 block of columns at a time, never the whole tensor, and added into the row result in
 place. The output is a channels-last (B, C, H, W) view. Taught at the end of
 notebook `02_criss_cross_attention.ipynb`.
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from seglib.attention import _centre, _dtypes, _no_autocast, _plain_attention
 
@@ -55,16 +56,26 @@ def _blocks(rows: Tensor) -> list[slice]:
 
 
 def _cols(rows: Tensor, sl: slice) -> Tensor:
-    """Columns `sl` of a rows tensor (B, H, W, X) as contiguous (B, w, H, X)."""
-    return rows[:, :, sl].transpose(1, 2).contiguous()  # (B, w, H, X)
+    """Columns `sl` of a rows tensor (B, H, W, X) as contiguous (w, B, H, X)."""
+    return rows[:, :, sl].permute(2, 0, 1, 3).contiguous()  # (w, B, H, X)
+
+
+def _pix(t: Tensor) -> Tensor:
+    """Per-pixel statistic in column order (W, B, H) -> pixel order (B, H, W)."""
+    return t.permute(1, 2, 0)
+
+
+def _col(t: Tensor) -> Tensor:
+    """Per-pixel statistic (B, H, W) -> column order (W, B, H, 1), to broadcast."""
+    return t.permute(2, 0, 1).unsqueeze(-1)
 
 
 def _weighted_sum(p_col: Tensor, p_row: Tensor, rows: Tensor) -> Tensor:
     r"""$\sum_{i \in \Omega_u} P_{i,u} U_i$ -> (B, H, W, X), for U given as rows."""
     out = p_row @ rows  # (B, H, W, V) @ (B, H, V, X) -> (B, H, W, X)
     for sl in _blocks(rows):
-        o = p_col[:, sl] @ _cols(rows, sl)  # (B, w, H, G) @ (B, w, G, X) -> (B, w, H, X)
-        out[:, :, sl] += o.transpose(1, 2)  # (B, H, w, X)
+        o = p_col[sl] @ _cols(rows, sl)  # (w, B, H, G) @ (w, B, G, X) -> (w, B, H, X)
+        out[:, :, sl] += o.permute(1, 2, 0, 3)  # (B, H, w, X)
     return out
 
 
@@ -72,38 +83,38 @@ def _spread(p_col: Tensor, p_row: Tensor, rows: Tensor) -> Tensor:
     r"""The transpose of `_weighted_sum`: $\sum_{u : i \in \Omega_u} P_{i,u} U_u$."""
     out = p_row.transpose(-1, -2) @ rows  # (B, H, V, W) @ (B, H, W, X) -> (B, H, V, X)
     for sl in _blocks(rows):
-        o = p_col[:, sl].transpose(-1, -2) @ _cols(rows, sl)  # (B, w, G, X)
-        out[:, :, sl] += o.transpose(1, 2)  # (B, G, w, X)
+        o = p_col[sl].transpose(-1, -2) @ _cols(rows, sl)  # (w, B, G, X)
+        out[:, :, sl] += o.permute(1, 2, 0, 3)  # (B, G, w, X)
     return out
 
 
 def _probabilities(
     q_rows: Tensor, k_rows: Tensor, lse: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Softmax weights, column (B, W, H, H) and row (B, H, W, W), and lse (B, H, W).
+    """Softmax weights, column (W, B, H, H) and row (B, H, W, W), and lse (B, H, W).
 
     `q_rows`, `k_rows` are (B, H, W, C') in the statistics dtype. With `lse` given
     (backward) the weights are rebuilt from it instead of normalised.
     """
-    q_cols = q_rows.transpose(1, 2).contiguous()  # (B, W, H, C')
-    k_cols = k_rows.transpose(1, 2).contiguous()  # (B, W, H, C')
-    # $Q_u^\top K_i$ on the column (b, w, h, g) and on the row (b, h, w, v)
-    s_col = q_cols @ k_cols.transpose(-1, -2)  # (B, W, H, H)
+    W = q_rows.shape[2]
+    q_cols, k_cols = _cols(q_rows, slice(0, W)), _cols(k_rows, slice(0, W))  # (W, B, H, C')
+    # $Q_u^\top K_i$ on the column (w, b, h, g) and on the row (b, h, w, v)
+    s_col = q_cols @ k_cols.transpose(-1, -2)  # (W, B, H, H)
     s_row = q_rows @ k_rows.transpose(-1, -2)  # (B, H, W, W)
     # the centre is already in the column: drop it from the row, in place
     s_row.masked_fill_(_centre(q_rows.shape[2], q_rows.device), float("-inf"))
     if lse is None:
-        m = torch.maximum(s_col.amax(-1).transpose(1, 2), s_row.amax(-1))  # (B, H, W)
-        s_col.sub_(m.transpose(1, 2).unsqueeze(-1)).exp_()
+        m = torch.maximum(_pix(s_col.amax(-1)), s_row.amax(-1))  # (B, H, W)
+        s_col.sub_(_col(m)).exp_()
         s_row.sub_(m.unsqueeze(-1)).exp_()
-        z = s_col.sum(-1).transpose(1, 2) + s_row.sum(-1)  # (B, H, W)
-        s_col.div_(z.transpose(1, 2).unsqueeze(-1))
+        z = _pix(s_col.sum(-1)) + s_row.sum(-1)  # (B, H, W)
+        s_col.div_(_col(z))
         s_row.div_(z.unsqueeze(-1))
         # $\ell_u = m_u + \log \sum_i \exp(Q_u^\top K_i - m_u)$
         lse = m + z.log()  # (B, H, W)
     else:
         # $A_{i,u} = \exp(Q_u^\top K_i - \ell_u)$
-        s_col.sub_(lse.transpose(1, 2).unsqueeze(-1)).exp_()
+        s_col.sub_(_col(lse)).exp_()
         s_row.sub_(lse.unsqueeze(-1)).exp_()
     return s_col, s_row, lse
 
@@ -145,6 +156,7 @@ class LeanCrissCrossAttention(torch.autograd.Function):
         return out.permute(0, 3, 1, 2)  # (B, C, H, W)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out: Tensor):
         q_rows, k_rows, v_rows, lse, gamma = ctx.saved_tensors
         dtype, stat, q_dtype, k_dtype, v_dtype = ctx.dtypes
@@ -159,24 +171,24 @@ class LeanCrissCrossAttention(torch.autograd.Function):
             g_rows = _rows(grad_out.to(dtype))
             # $dA'_{i,u} = dY_u^\top V_i$ (so $dA = \gamma dA'$) and $dV = \gamma A^\top dY$
             da_row = g_rows @ v_rows.transpose(-1, -2)  # (B, H, W, W)
-            da_col = torch.empty_like(p_col, dtype=da_row.dtype)  # (B, W, H, H)
+            da_col = torch.empty_like(p_col, dtype=da_row.dtype)  # (W, B, H, H)
             if need_v:
                 a_col, a_row = (p_col * g).to(dtype), (p_row * g).to(dtype)
                 dv = a_row.transpose(-1, -2) @ g_rows  # (B, H, V, C)
             for sl in _blocks(g_rows):
-                g_cols = _cols(g_rows, sl)  # (B, w, H, C)
-                da_col[:, sl] = g_cols @ _cols(v_rows, sl).transpose(-1, -2)  # (B, w, H, G)
-                if need_v:
-                    dv[:, :, sl] += (a_col[:, sl].transpose(-1, -2) @ g_cols).transpose(1, 2)
+                g_cols = _cols(g_rows, sl)  # (w, B, H, C)
+                torch.matmul(g_cols, _cols(v_rows, sl).transpose(-1, -2), out=da_col[sl])
+                if need_v:  # (w, B, G, C) -> (B, G, w, C)
+                    dv[:, :, sl] += (a_col[sl].transpose(-1, -2) @ g_cols).permute(1, 2, 0, 3)
             del g_rows
             da_col, da_row = da_col.to(stat), da_row.to(stat)
             # $\delta'_u = \sum_i A_{i,u} dA'_{i,u} = dY_u^\top O_u$
-            delta = (p_col * da_col).sum(-1).transpose(1, 2) + (p_row * da_row).sum(-1)
+            delta = _pix((p_col * da_col).sum(-1)) + (p_row * da_row).sum(-1)  # (B, H, W)
             if need_g:
                 dg = delta.sum().reshape(1).to(gamma.dtype)  # $\sum_u dY_u^\top O_u$
             if need_q or need_k:
                 # $dS = A \odot (dA - \delta) = \gamma A \odot (dA' - \delta')$, over dA'
-                ds_col = da_col.sub_(delta.transpose(1, 2).unsqueeze(-1)).mul_(p_col).mul_(g)
+                ds_col = da_col.sub_(_col(delta)).mul_(p_col).mul_(g)
                 ds_row = da_row.sub_(delta.unsqueeze(-1)).mul_(p_row).mul_(g)
                 if need_q:  # $dQ_u = \sum_i dS_{i,u} K_i$
                     dq = _weighted_sum(ds_col, ds_row, k_rows).permute(0, 3, 1, 2).to(q_dtype)
