@@ -128,9 +128,9 @@ def pick_datasets(
         return DataChoice("camvid", path, train, val, train.num_classes, train.classes,
                           train.palette)  # fmt: skip
     size = tuple(int(v) for v in (synthetic_size or crop or (96, 128)))
-    transform = None  # the synthetic default: flip + mild scale, cropped to the scene size
-    if crop is not None and tuple(crop) != size:
-        transform = train_transform(crop=crop, scale=(0.8, 1.25))
+    transform = None  # the synthetic default: a random flip
+    if crop is not None and tuple(crop) != size:  # a crop smaller than the scenes
+        transform = train_transform(crop=crop, scale=(1.0, 1.0), jitter=False)
     train = SyntheticStreets(synthetic_train, size=size, seed=seed, split="train",
                              transform=transform)  # fmt: skip
     val = SyntheticStreets(synthetic_val, size=size, seed=seed, split=split)
