@@ -10,8 +10,9 @@ process, measures its wall time (imports, scene rendering, training, validation 
 checkpoint writing included), and records the outcome:
 
 - `benchmarks/results/quick_train.csv`: final and best val mIoU, pixel accuracy, wall
-  seconds, epochs, device, CPU count and the load average before/after (the machine
-  may be shared, which makes the time an upper bound);
+  seconds, CPU seconds, epochs, CPU count and the load average before/after. On a
+  shared machine the wall time is an upper bound; CPU seconds / cores estimates the
+  wall time on an idle machine;
 - `benchmarks/results/quick_train_metrics.csv`: the run's per-epoch `metrics.csv`;
 - `benchmarks/results/quick_train.png`: train loss, val pixel accuracy and val mIoU.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=HERE.parent)
     wall = time.perf_counter() - t0
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = child.ru_utime + child.ru_stime  # CPU seconds of the run, both threads together
     load_after = os.getloadavg()
     if proc.returncode:
         sys.exit(f"training failed with exit code {proc.returncode}")
@@ -88,6 +92,9 @@ def main(argv: list[str] | None = None) -> None:
         "best_val_miou": float(metrics["val_miou"].max()),
         "final_val_pixel_acc": float(last["val_pixel_acc"]),
         "wall_seconds": wall,
+        "cpu_seconds": cpu,
+        # on an idle machine the run keeps every core busy: wall ~ CPU time / cores
+        "idle_wall_estimate_s": cpu / (os.cpu_count() or 1),
         "train_seconds": float(metrics["seconds"].sum()),
         "mean_images_per_s": float(metrics["images_per_s"].mean()),
         "cpu_count": os.cpu_count(),

@@ -36,7 +36,7 @@ class TrainConfig:
     # --- optimisation ---
     epochs: int = 6
     batch_size: int = 8
-    crop: tuple[int, int] = (96, 128)  # (h, w) training crop; synthetic scene size
+    crop: tuple[int, int] | None = (96, 128)  # (h, w) training crop (None: CamVid 360x480)
     lr: float = 0.02  # base learning rate of SGD
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -72,9 +72,10 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.num_classes is not None and self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
-        if len(tuple(self.crop)) != 2:
-            raise ValueError(f"crop must be (h, w), got {self.crop}")
-        self.crop = (int(self.crop[0]), int(self.crop[1]))
+        if self.crop is not None:
+            if len(tuple(self.crop)) != 2:
+                raise ValueError(f"crop must be (h, w), got {self.crop}")
+            self.crop = (int(self.crop[0]), int(self.crop[1]))
         if self.synthetic_size is not None:
             self.synthetic_size = (int(self.synthetic_size[0]), int(self.synthetic_size[1]))
         if self.amp not in ("auto", "bf16", "fp16", "off"):

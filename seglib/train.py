@@ -118,7 +118,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     p.add_argument("--data-dir", default=None, help="CamVid root (else $CAMVID_DIR, data/CamVid)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--crop", type=_crop, default=d.crop, help="training crop HxW, e.g. 360x480")
+    p.add_argument("--crop", type=_crop, default=None,
+                   help="training crop HxW (default 96x128 synthetic, 360x480 CamVid)")  # fmt: skip
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--workers", type=int, default=d.workers)
@@ -143,6 +144,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     p.add_argument("--train-size", type=int, default=d.train_size, help="synthetic scenes")
     p.add_argument("--val-size", type=int, default=d.val_size, help="synthetic scenes")
     args = p.parse_args(argv)
+    if args.crop is None:  # the quick recipe's size for synthetic scenes, else CamVid's own
+        args.crop = d.crop if args.data == "synthetic" else None
     config = TrainConfig(
         model=args.model, backbone=args.backbone, recurrence=args.recurrence,
         features=args.features, weights_backbone=args.weights_backbone, epochs=args.epochs,
