@@ -179,8 +179,9 @@ def _fence(cv, rng, x0, x1, horizon, s):
 
 def _pole(cv, rng, xb, yb, s, sign: bool):
     u = cv.h / 96.0
-    half = max(3.0 * u, 4.0 * s)  # thick enough to survive an output stride of 8
-    height = 62 * s
+    half = max(4.0 * u, 4.5 * s)  # thick enough to survive an output stride of 8
+    r = max(8.0 * u, 11.0 * s)  # sign radius
+    height = max(min(62 * s, yb - 2 * r - 2 * u), 12 * u) if sign else 62 * s  # sign in view
     metal = _jitter(rng, (196, 199, 206), 0.05)
     cv.rect(yb - height, yb, xb - half, xb + half, POLE, metal)
     cv.rect(yb - height, yb, xb + half / 3, xb + half, POLE, metal * 0.7)  # shaded side
@@ -188,7 +189,7 @@ def _pole(cv, rng, xb, yb, s, sign: bool):
         return
     face, symbol = (np.asarray(c, dtype=np.float64) for c in _pick(rng, _SIGNS))
     rim = (242, 242, 242)  # white border, as on real signs
-    r, cy = max(8.0 * u, 11.0 * s), yb - height + 7 * s
+    cy = yb - height + r
     shape = int(rng.integers(3))
     if shape == 0:
         cv.ellipse(cy, xb, r, r, SIGN, rim)
@@ -264,7 +265,7 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.nd
             x = max(left[r], 10 * u) * rng.uniform(0.2, 0.8)
         else:
             x = right[r] + (max(w - right[r], 10 * u)) * rng.uniform(0.2, 0.8)
-        return float(x), float(y), float(u * (0.45 + 0.75 * (y - horizon) / (h - horizon)))
+        return float(x), float(y), float(u * (0.65 + 0.85 * (y - horizon) / (h - horizon)))
 
     things = []  # (depth y, painter)
     for _ in range(int(rng.integers(1, 3))):
