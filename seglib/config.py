@@ -34,10 +34,10 @@ class TrainConfig:
     features: int = 256  # RefineNet: channels of the refine blocks
     weights_backbone: str | None = None  # torchvision weights name or a local .pth file
     # --- optimisation ---
-    epochs: int = 6
+    epochs: int = 5
     batch_size: int = 8
     crop: tuple[int, int] | None = (96, 128)  # (h, w) training crop (None: CamVid 360x480)
-    lr: float = 0.02  # base learning rate of SGD
+    lr: float = 0.1  # base learning rate of SGD (0.01 when fine-tuning ImageNet weights)
     momentum: float = 0.9
     weight_decay: float = 1e-4
     poly_power: float = 0.9  # lr = base_lr * (1 - it / max_it) ** power, per iteration
@@ -55,7 +55,7 @@ class TrainConfig:
     data: str = "synthetic"  # synthetic | camvid | auto
     data_dir: str | None = None  # CamVid root (else $CAMVID_DIR, data/CamVid)
     synthetic_size: tuple[int, int] | None = None  # (h, w) of synthetic scenes; None = crop
-    train_size: int = 320  # synthetic training scenes
+    train_size: int = 200  # synthetic training scenes
     val_size: int = 48  # synthetic validation scenes
     # --- bookkeeping ---
     seed: int = 0  # seeds init, shuffling and augmentation
