@@ -34,7 +34,7 @@ class TrainConfig:
     features: int = 256  # RefineNet: channels of the refine blocks
     weights_backbone: str | None = None  # torchvision weights name or a local .pth file
     # --- optimisation ---
-    epochs: int = 5
+    epochs: int = 16
     batch_size: int = 8
     crop: tuple[int, int] | None = (96, 128)  # (h, w) training crop (None: CamVid 360x480)
     lr: float = 0.1  # base learning rate of SGD (0.01 when fine-tuning ImageNet weights)
