@@ -104,6 +104,11 @@ def wrap_model(model: nn.Module, device: torch.device, sync_bn: bool = False) ->
     """Wrap in DDP (and convert BatchNorm to SyncBatchNorm if asked); no-op without DDP."""
     if not is_distributed():
         return model
+    if sync_bn and device.type != "cuda":
+        raise ValueError(
+            f"sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only), got {device}; "
+            "drop --sync-bn on CPU"
+        )
     if sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None

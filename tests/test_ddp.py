@@ -74,3 +74,14 @@ def test_two_cpu_processes_stay_in_sync_and_write_one_checkpoint(tmp_path):
     for k in w0:
         assert torch.equal(ckpt["model"][k], w0[k]), k
     assert h0["val_miou"].iloc[-1] > 0.3
+
+
+def test_sync_bn_on_cpu_is_refused_clearly(monkeypatch):
+    from seglib import distributed as ddp
+
+    monkeypatch.setattr(ddp, "is_distributed", lambda: True)
+    with pytest.raises(ValueError, match="SyncBatchNorm is GPU-only"):
+        ddp.wrap_model(TinyNet(), torch.device("cpu"), sync_bn=True)
+    monkeypatch.setattr(ddp, "is_distributed", lambda: False)
+    net = TinyNet()
+    assert ddp.wrap_model(net, torch.device("cpu"), sync_bn=True) is net  # single process
