@@ -6,8 +6,10 @@ it, the CLI fills it from flags, and every checkpoint stores it (`asdict`) so th
 `seglib.evaluate.load_model` can rebuild the model and a resumed run can refuse a
 checkpoint written for another model.
 
-The defaults are the *quick CPU recipe* on the synthetic street scenes (a ResNet-18
-CCNet on 96x128 images that reaches a high mIoU in a few minutes on two cores). The
+The defaults are the *quick CPU recipe* on the synthetic street scenes: a randomly
+initialised ResNet-18 CCNet, 200 scenes of 96x128, batch 8, lr 0.1, 16 epochs, which
+reaches val mIoU 0.80 in about 2.5 minutes on two CPU cores
+(`benchmarks/README_training.md`). The
 CamVid recipe of the CCNet paper differs mainly in size: ResNet-101 with ImageNet
 weights, 769x769 crops (CamVid: 360x480), batch 8, lr 0.01, poly power 0.9,
 weight decay 1e-4 (5e-4 in some recipes), auxiliary loss weight 0.4.

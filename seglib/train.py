@@ -82,6 +82,7 @@ def build_datasets(config: TrainConfig, split: str = "val"):
         synthetic_size=config.synthetic_size,
         seed=config.seed,
         split=split,
+        verbose=ddp.is_main(),  # one "which data" line, not one per DDP process
     )
 
 
