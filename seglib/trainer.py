@@ -198,6 +198,12 @@ def fit(
             raise ValueError(f"checkpoint {last_path} does not fit this model: {err}") from err
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        # A resumed run may be longer than the one that wrote the checkpoint: recompute
+        # the current lr from the restored step count and this run's total (else the
+        # first epoch of the extension would run at the old schedule's final lr, 0)
+        poly = scheduler.lr_lambdas[0]
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+            group["lr"] = base * poly(scheduler.last_epoch)
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])

@@ -101,6 +101,19 @@ def test_resume_gives_identical_metrics_and_weights(tmp_path):
     assert len(pd.read_csv(tmp_path / "b" / "metrics.csv")) == 2
 
 
+def test_resume_into_a_longer_run_follows_the_new_poly_schedule(tmp_path):
+    torch.manual_seed(0)
+    train, val = loaders()
+    steps = len(train)
+    fit(TinyNet(), train, val, CFG, out=tmp_path, animate=False, epochs=2)
+    seen = []
+    fit(TinyNet(), train, val, CFG, out=tmp_path, animate=False, epochs=4, resume=True,
+        callback=lambda row: seen.append(row["lr"]))
+    # epoch 3 starts at step 2 * steps of a 4-epoch schedule, not at the old final lr 0
+    expected = [0.05 * (1 - e * steps / (4 * steps)) ** 0.9 for e in (2, 3)]
+    assert seen == pytest.approx(expected)
+
+
 def test_aux_output_uses_weighted_aux_loss(tmp_path):
     torch.manual_seed(0)
     main, aux = torch.randn(2, K, 4, 5), torch.randn(2, K, 4, 5)
