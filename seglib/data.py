@@ -67,7 +67,8 @@ def find_camvid(root: str | os.PathLike | None = None) -> tuple[Path | None, str
     for path in tried:
         if _is_camvid(path):
             return path, "data/CamVid"
-    return None, ", ".join(dict.fromkeys(str(p) for p in tried))
+    # Relative to the working directory: short, and the same on every machine
+    return None, ", ".join(dict.fromkeys(os.path.relpath(p) for p in tried))
 
 
 def pick_datasets(
