@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 MODELS = ("ccnet", "refinenet")
+# Default SGD learning rate per model for runs from scratch: RefineNet's refinement path
+# has no batch normalisation, and at CCNet's 0.1 its loss turns NaN within two epochs.
+DEFAULT_LR = {"ccnet": TrainConfig.lr, "refinenet": 0.005}
 
 
 def build_model(
@@ -121,7 +124,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--crop", type=_crop, default=None,
                    help="training crop HxW (default 96x128 synthetic, 360x480 CamVid)")  # fmt: skip
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=float, default=None,
+                   help="SGD learning rate (default: ccnet 0.1, refinenet 0.005)")  # fmt: skip
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--workers", type=int, default=d.workers)
     p.add_argument("--device", default=None, help="cuda, cuda:1, mps, cpu (default: best)")
@@ -145,6 +149,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     p.add_argument("--train-size", type=int, default=d.train_size, help="synthetic scenes")
     p.add_argument("--val-size", type=int, default=d.val_size, help="synthetic scenes")
     args = p.parse_args(argv)
+    if args.lr is None:
+        args.lr = DEFAULT_LR[args.model]
     if args.crop is None:  # the quick recipe's size for synthetic scenes, else CamVid's own
         args.crop = d.crop if args.data == "synthetic" else None
     config = TrainConfig(

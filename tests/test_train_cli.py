@@ -72,3 +72,16 @@ def test_cli_rejects_bad_flags():
     cfg, _ = train_cli.parse_args(["--no-amp", "--crop", "64x80"])
     assert cfg.amp == "off" and cfg.crop == (64, 80)
     assert train_cli.parse_args(["--amp", "bf16"])[0].amp == "bf16"
+
+
+@pytest.mark.parametrize(
+    ("flags", "lr"),
+    [
+        ([], 0.1),
+        (["--model", "refinenet"], 0.005),
+        (["--model", "refinenet", "--lr", "0.02"], 0.02),
+    ],
+)
+def test_cli_default_lr_depends_on_the_model(flags, lr):
+    config, _ = train_cli.parse_args(flags)
+    assert config.lr == pytest.approx(lr)
