@@ -16,7 +16,7 @@ def _name(requirement: str) -> str:
 
 
 # pip names whose conda-forge package has another name.
-CONDA_NAMES = {"torch": "pytorch"}
+CONDA_NAMES = {"torch": "pytorch", "opencv-python-headless": "py-opencv"}
 
 
 def test_version_is_a_release_string():
