@@ -56,7 +56,9 @@ class ResidualConvUnit(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+        """Return the residual refinement `x + conv2(relu(conv1(relu(x))))`, same shape."""
+        # x: (B, C, H, W) -> (B, C, H, W); 3x3 convs with padding 1 keep the size
+        return x + self.conv2(F.relu(self.conv1(F.relu(x))))  # (B, C, H, W)
 
 
 class MultiResolutionFusion(nn.Module):
@@ -85,10 +87,11 @@ class MultiResolutionFusion(nn.Module):
         )
 
     def forward(self, xs: Sequence[Tensor]) -> Tensor:
+        """Return the sum of the per-path convs, each resized to the largest input's size."""
         if len(xs) != len(self.in_channels):
             raise ValueError(f"expected {len(self.in_channels)} inputs, got {len(xs)}")
         if len(xs) == 1:
-            return xs[0]
+            return xs[0]  # (B, C_0, H_0, W_0): passed through unchanged
         # The largest height and width set the output size, e.g. (45, 60) for 360x480 at
         # 1/8. `torch.sym_max` instead of `max`: no branch on sizes, so the graph stays
         # valid for every input size when exported with dynamic shapes.
@@ -99,7 +102,7 @@ class MultiResolutionFusion(nn.Module):
         for conv, x in zip(self.convs, xs):
             y = conv(x)  # (B, features, h_i, w_i)
             # Resize to the exact size (an identity for the largest path)
-            y = F.interpolate(y, size=(H, W), mode="bilinear", align_corners=False)
+            y = F.interpolate(y, size=(H, W), mode="bilinear", align_corners=False)  # (B, F, H, W)
             out = y if out is None else out + y  # (B, features, H, W)
         return out
 
@@ -129,12 +132,14 @@ class ChainedResidualPooling(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.relu(x)
+        """Return `relu(x)` plus the outputs of the chained pool-conv blocks, same shape."""
+        # Every step keeps (B, C, H, W): 5x5 pool stride 1 pad 2, 3x3 conv pad 1
+        x = F.relu(x)  # (B, C, H, W)
         path = x
         for conv in self.convs:
             # $p_n = W_n * \mathrm{maxpool}(p_{n-1})$, added to the running sum
-            path = conv(self.pool(path))
-            x = x + path
+            path = conv(self.pool(path))  # (B, C, H, W)
+            x = x + path  # (B, C, H, W)
         return x
 
 
@@ -159,9 +164,10 @@ class RefineNetBlock(nn.Module):
         self.output_conv = ResidualConvUnit(self.out_channels)
 
     def forward(self, *xs: Tensor) -> Tensor:
+        """Return the input paths fused (RCUs, MRF, CRP, output RCU) at the finest path's size."""
         if len(xs) != len(self.rcus):
             raise ValueError(f"expected {len(self.rcus)} input paths, got {len(xs)}")
-        paths = [rcu(x) for rcu, x in zip(self.rcus, xs)]
+        paths = [rcu(x) for rcu, x in zip(self.rcus, xs)]  # each (B, C_i, H_i, W_i)
         return self.output_conv(self.crp(self.mrf(paths)))  # (B, C_out, H_max, W_max)
 
 
@@ -220,9 +226,10 @@ class RefineNet(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """Return class logits (B, K, H, W) at the exact size of the (B, 3, H, W) input."""
         if x.dim() != 4:
             raise ValueError(f"expected a 4-D batch (B, 3, H, W), got shape {tuple(x.shape)}")
-        size = x.shape[-2:]
+        B, C, H, W = x.shape
         feats = self.backbone(x)  # strides 4, 8, 16, 32
         l1, l2, l3, l4 = (conv(f) for conv, f in zip(self.adapt, feats))
         y = self.refine4(l4)  # (B, 2F, H/32, W/32)
@@ -230,4 +237,5 @@ class RefineNet(nn.Module):
         y = self.refine2(l2, y)  # (B, F, H/8, W/8)
         y = self.refine1(l1, y)  # (B, F, H/4, W/4)
         logits = self.classifier(y)  # (B, K, H/4, W/4)
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        logits = F.interpolate(logits, size=(H, W), mode="bilinear", align_corners=False)
+        return logits  # (B, K, H, W)
