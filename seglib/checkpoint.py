@@ -39,6 +39,7 @@ __all__ = [
     "load_checkpoint",
     "rng_state",
     "set_rng_state",
+    "rng_state_for_rank",
     "check_compatible",
 ]
 
@@ -127,6 +128,19 @@ def set_rng_state(state: dict) -> None:
     cuda = state.get("cuda") or []
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+
+
+def rng_state_for_rank(stored: dict | list[dict], rank: int) -> dict:
+    """The RNG state a rank should restore from a checkpoint's `"rng"` entry.
+
+    DDP runs store a list (one state per rank); single-process runs a single dict. A
+    rank missing from the list (a run resumed on more processes) falls back to rank 0's.
+    """
+    if isinstance(stored, dict):
+        return stored
+    if not stored:
+        raise ValueError("checkpoint holds an empty list of RNG states, expected one per rank")
+    return stored[rank] if 0 <= rank < len(stored) else stored[0]
 
 
 def check_compatible(ckpt: dict, model_class: str, config: dict, path: Any = "") -> None:

@@ -146,7 +146,9 @@ def distribute_loader(loader: DataLoader, train: bool, seed: int = 0) -> DataLoa
     if not is_distributed() or isinstance(loader.sampler, DistributedSampler | ShardSampler):
         return loader
     dataset = loader.dataset
-    if train:
+    generator = None
+    if train:  # worker seeds per rank; `fit` re-seeds it every epoch from (seed, epoch, rank)
+        generator = torch.Generator().manual_seed(seed + (rank() << 32))
         shuffle = not isinstance(loader.sampler, torch.utils.data.SequentialSampler)
         sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=False)
     else:
@@ -161,4 +163,5 @@ def distribute_loader(loader: DataLoader, train: bool, seed: int = 0) -> DataLoa
         drop_last=loader.drop_last,
         persistent_workers=loader.persistent_workers,
         worker_init_fn=loader.worker_init_fn,
+        generator=generator,
     )

@@ -47,6 +47,7 @@ from seglib.checkpoint import (
     check_compatible,
     load_checkpoint,
     rng_state,
+    rng_state_for_rank,
     set_rng_state,
 )
 from seglib.config import TrainConfig
@@ -54,7 +55,7 @@ from seglib.evaluate import evaluate, main_logits
 from seglib.progress import Board
 from seglib.runtime import autocast, in_notebook, pick_device, resolve_amp, use_channels_last
 
-__all__ = ["fit", "segmentation_loss", "NonFiniteLossError", "METRIC_COLUMNS"]
+__all__ = ["fit", "segmentation_loss", "seed_everything", "NonFiniteLossError", "METRIC_COLUMNS"]
 
 METRIC_COLUMNS = [
     "epoch", "train_loss", "val_loss", "val_pixel_acc", "val_miou",
@@ -108,11 +109,40 @@ def _poly(total_iters: int, power: float) -> Callable[[int], float]:
     return lambda t: max(0.0, 1.0 - t / max(1, total_iters)) ** power
 
 
+def seed_everything(seed: int) -> int:
+    """Seed torch, numpy and Python's RNGs with `seed + rank` and return that value.
+
+    Under DDP each rank must draw different dropout masks and augmentations (the
+    weights themselves are broadcast from rank 0 by DDP); without DDP the rank is 0.
+    """
+    value = seed + ddp.rank()
+    torch.manual_seed(value)
+    np.random.seed(value)  # noqa: NPY002 - code that uses the global RNG
+    random.seed(value)
+    return value
+
+
+def _gather_rng() -> dict | list[dict]:
+    """This process's RNG state, or every rank's (a list indexed by rank) under DDP."""
+    state = rng_state()
+    if not ddp.is_distributed():
+        return state
+    states: list[Any] = [None] * ddp.world_size()
+    torch.distributed.all_gather_object(states, state)
+    return states
+
+
 def _seed_shuffling(loader: DataLoader, seed: int, epoch: int) -> None:
-    """Make this epoch's shuffling a function of (seed, epoch) only, so resume replays it."""
+    """Make this epoch's shuffling a function of (seed, epoch) only, so resume replays it.
+
+    Under DDP the sampler's permutation is shared by all ranks (`set_epoch`), while the
+    loader's own generator (worker seeds) also depends on the rank.
+    """
     sampler = getattr(loader, "sampler", None)
     if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)
+        if getattr(loader, "generator", None) is not None:
+            loader.generator.manual_seed(seed * 100_003 + epoch + (ddp.rank() << 32))
     elif isinstance(sampler, RandomSampler):
         if sampler.generator is None:
             sampler.generator = torch.Generator()
@@ -206,14 +236,12 @@ def fit(
             group["lr"] = base * poly(scheduler.last_epoch)
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
+        set_rng_state(rng_state_for_rank(ckpt["rng"], ddp.rank()))
         start, best, history = ckpt["epoch"], ckpt["best_miou"], list(ckpt["history"])
         if config.num_classes is None:
             config = config.replace(num_classes=ckpt["config"].get("num_classes"))
-    else:  # a fresh run: dropout, augmentation and shuffling follow config.seed
-        torch.manual_seed(config.seed)
-        np.random.seed(config.seed)  # noqa: NPY002 - code that uses the global RNG
-        random.seed(config.seed)
+    else:  # a fresh run: dropout, augmentation and shuffling follow config.seed (+ rank)
+        seed_everything(config.seed)
     if out is not None and ddp.is_main():
         out.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(history, columns=METRIC_COLUMNS).to_csv(out / "metrics.csv", index=False)
@@ -287,6 +315,7 @@ def fit(
         history.append(row)
         improved = res["miou"] > best
         best = max(best, res["miou"]) if not math.isnan(res["miou"]) else best
+        rng = _gather_rng() if out is not None else None  # a collective: every rank joins
         if out is not None and ddp.is_main():
             ckpt = {
                 "format": FORMAT,
@@ -298,7 +327,7 @@ def fit(
                 "epoch": epoch + 1,
                 "best_miou": best,
                 "history": history,
-                "rng": rng_state(),
+                "rng": rng,
                 "config": config.to_dict(),
             }
             atomic_save(ckpt, last_path)
