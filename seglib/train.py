@@ -92,7 +92,10 @@ def build_datasets(config: TrainConfig, split: str = "val"):
 def build_loaders(config: TrainConfig, choice: Any) -> tuple[DataLoader, DataLoader]:
     """Shuffled training loader (explicit generator: reproducible) and a val loader."""
     g = torch.Generator().manual_seed(config.seed)
-    kw = {"num_workers": config.workers, "persistent_workers": config.workers > 0,
+    # Not persistent: workers are re-created each epoch and take their seeds from `g`,
+    # which `fit` re-seeds from (seed, epoch). Persistent workers would keep the first
+    # epoch's seeds, so a resumed run would augment differently from an uninterrupted one.
+    kw = {"num_workers": config.workers, "persistent_workers": False,
           "pin_memory": torch.cuda.is_available()}  # fmt: skip
     drop = len(choice.train) > config.batch_size  # no 1-image batch for BatchNorm
     train = DataLoader(choice.train, batch_size=config.batch_size, shuffle=True,

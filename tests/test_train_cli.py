@@ -85,3 +85,17 @@ def test_cli_rejects_bad_flags():
 def test_cli_default_lr_depends_on_the_model(flags, lr):
     config, _ = train_cli.parse_args(flags)
     assert config.lr == pytest.approx(lr)
+
+
+def test_build_loaders_workers_are_not_persistent():
+    """Persistent workers keep epoch 1's seeds, breaking exact resume with workers > 0."""
+    from types import SimpleNamespace
+
+    from torch.utils.data import TensorDataset
+
+    data = TensorDataset(torch.zeros(8, 3, 4, 4), torch.zeros(8, 4, 4, dtype=torch.long))
+    cfg = train_cli.TrainConfig(workers=2, batch_size=4)
+    train, val = train_cli.build_loaders(cfg, SimpleNamespace(train=data, val=data))
+    assert train.num_workers == 2 and val.num_workers == 2
+    assert not train.persistent_workers and not val.persistent_workers
+    assert train.generator is not None and train.sampler.generator is train.generator
