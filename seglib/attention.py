@@ -87,6 +87,14 @@ def _no_autocast(device_type: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def _memory_format(x: Tensor) -> torch.memory_format:
+    """`torch.channels_last` for a channels-last (and not also contiguous) 4-D tensor,
+    else `torch.contiguous_format`: the layout `CrissCrossAttention` returns."""
+    if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return torch.contiguous_format
+    return torch.channels_last
+
+
 def _centre(w: int, device: torch.device) -> Tensor:
     """(W, W) bool, True on v == w: the pixel itself in its own row.
 
@@ -257,13 +265,18 @@ class CrissCrossAttention(nn.Module):
 
     With `lean = True` (default) training uses the memory-lean autograd Function of
     `seglib._cca_autograd` (stores $Q, K, V$ and one log-sum-exp per pixel, folds
-    $\gamma$ in, runs channels-last; the output is then a channels-last tensor).
+    $\gamma$ in, runs channels-last internally).
     Without gradients (`torch.no_grad`, eval) the same forward runs as plain tensor
     code, and under ONNX export / `torch.export` the plain einsum path is used: an
     autograd.Function cannot be exported, and the forward maths is identical.
     `lean = False` always takes the plain autograd path (for teaching and comparison).
     Works in float16/bfloat16 (`.half()`, `.bfloat16()`) and under autocast: energies
     and softmax statistics are computed in float32.
+
+    Memory format: in both paths the output has the input's memory format
+    (channels-last in, channels-last out; contiguous in, contiguous out), so
+    `lean` never changes the layout the next layer sees. The lean path gets it for
+    free: the residual sum `x + gamma * CCA(x)` is written in `x`'s layout.
     """
 
     def __init__(self, in_channels: int, reduction: int = 8, *, lean: bool = True):
@@ -298,24 +311,30 @@ class CrissCrossAttention(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
-        """x (B, C, H, W) -> gamma * CCA(x) + x, same shape (channels-last memory when lean)."""
+        """x (B, C, H, W) -> gamma * CCA(x) + x, same shape and memory format as `x`."""
         self._check(x)
         B, C, H, W = x.shape
+        fmt = _memory_format(x)
         if self.lean:
             from seglib._cca_autograd import lean_criss_cross_attention
 
             # channels-last: each 1x1 conv is one GEMM over pixels (no oneDNN reorders)
             # and q, k, v arrive in the (B, H, W, C) row layout the lean kernel uses
-            x = x.contiguous(memory_format=torch.channels_last)
-            q, k, v = self.query_conv(x), self.key_conv(x), self.value_conv(x)
-            # gamma is folded into the lean Function, so CCA(x) is not stored for it
-            return lean_criss_cross_attention(q, k, v, self.gamma) + x  # (B, C, H, W)
-        q = self.query_conv(x)  # (B, C', H, W)
-        k = self.key_conv(x)  # (B, C', H, W)
-        v = self.value_conv(x)  # (B, C, H, W)
-        out = criss_cross_attention(q, k, v, lean=False)  # (B, C, H, W)
-        # $H' = \gamma \cdot \mathrm{CCA}(H) + H$
-        return self.gamma * out + x
+            xc = x.contiguous(memory_format=torch.channels_last)
+            q, k, v = self.query_conv(xc), self.key_conv(xc), self.value_conv(xc)
+            # gamma is folded into the lean Function, so CCA(x) is not stored for it.
+            # `x` first: an elementwise op writes in its first operand's layout, so the
+            # sum lands in the input's memory format with no extra copy.
+            out = x + lean_criss_cross_attention(q, k, v, self.gamma)  # (B, C, H, W)
+        else:
+            q = self.query_conv(x)  # (B, C', H, W)
+            k = self.key_conv(x)  # (B, C', H, W)
+            v = self.value_conv(x)  # (B, C, H, W)
+            out = criss_cross_attention(q, k, v, lean=False)  # (B, C, H, W)
+            # $H' = \gamma \cdot \mathrm{CCA}(H) + H$
+            out = x + self.gamma * out  # (B, C, H, W)
+        # a no-op when the sum already has the input's format (the usual case)
+        return out.contiguous(memory_format=fmt)  # (B, C, H, W)
 
     def attention_weights(self, x: Tensor) -> Tensor:
         """Softmax weights (B, H, W, H + W - 1) of every pixel (see `criss_cross_weights`)."""

@@ -231,6 +231,28 @@ def test_onnx_export_dynamic_size(tmp_path, dynamo):
         torch.testing.assert_close(torch.from_numpy(y), ref, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("lean", [True, False])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("grad", [True, False])
+def test_module_output_keeps_input_memory_format(lean, channels_last, grad):
+    torch.manual_seed(9)
+    net = CrissCrossAttention(16, reduction=4, lean=lean)
+    with torch.no_grad():
+        net.gamma.fill_(0.5)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    X = torch.randn(2, 16, 5, 7).contiguous(memory_format=fmt)
+    with torch.set_grad_enabled(grad):
+        Y = net(X.requires_grad_(grad))
+        other = net(X.detach().contiguous(memory_format=torch.contiguous_format))
+    assert Y.is_contiguous(memory_format=fmt)
+    if channels_last:  # really channels-last, not a layout that is both
+        assert not Y.is_contiguous()
+    else:
+        assert not Y.is_contiguous(memory_format=torch.channels_last)
+    # the layout changes nothing in the values
+    torch.testing.assert_close(Y, other, atol=1e-6, rtol=1e-5)
+
+
 def test_function_is_exposed():
     assert issubclass(LeanCrissCrossAttention, torch.autograd.Function)
 
