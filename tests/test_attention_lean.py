@@ -1,6 +1,7 @@
 """The memory-lean path: gradcheck, what it saves, half precision, compile, ONNX export."""
 
 import importlib.util
+import shutil
 
 import pytest
 import torch
@@ -184,12 +185,15 @@ def test_torch_compile_cpu_same_output():
         net.gamma.fill_(0.5)
     X = torch.randn(2, 16, 9, 7, requires_grad=True)
     ref = net(X)
+    # Skip only when inductor cannot work at all here (no C compiler, or no inductor);
+    # any other failure of torch.compile is a regression and must fail the test.
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        pytest.skip("torch.compile (inductor) needs a C compiler; none found (gcc / cc)")
+    if importlib.util.find_spec("torch._inductor") is None:
+        pytest.skip("torch._inductor is not available in this torch build")
     # forward only (the autograd.Function is traced with grad enabled): compiling the
     # backward too doubles the ~20 s of a cold inductor cache on 2 cores
-    try:
-        out = torch.compile(net, backend="inductor")(X)
-    except Exception as err:  # compiler toolchain missing or broken on this machine
-        pytest.skip(f"torch.compile failed on this machine: {type(err).__name__}: {err}")
+    out = torch.compile(net, backend="inductor")(X)
     assert out.requires_grad
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
