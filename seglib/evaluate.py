@@ -40,6 +40,31 @@ def main_logits(outputs: Any) -> torch.Tensor:
     return outputs[0] if isinstance(outputs, tuple | list) else outputs
 
 
+def _loss_sum(
+    criterion: nn.Module, logits: torch.Tensor, target: torch.Tensor, ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of one batch and its normaliser (float64 scalars).
+
+    Summing `reduction="sum"` losses and dividing by the summed class weights of the
+    non-ignored pixels gives exactly the weighted mean over the whole set (what
+    `nn.CrossEntropyLoss` returns on all pixels at once); averaging per-batch means
+    would not, and an all-void batch would contribute NaN. The criterion is read for its
+    `weight` and `ignore_index`; any other criterion is averaged per batch.
+    """
+    ig = getattr(criterion, "ignore_index", ignore_index)
+    valid = target != ig
+    if not isinstance(criterion, nn.CrossEntropyLoss):
+        n = valid.sum().double()
+        mean = criterion(logits, target).double()
+        return torch.where(n > 0, mean * n, torch.zeros_like(mean)), n
+    weight = criterion.weight
+    total = F.cross_entropy(logits, target, weight=weight, ignore_index=ig, reduction="sum")
+    if weight is None:
+        return total.double(), valid.sum().double()
+    w = weight.to(logits.device, torch.float64)[torch.where(valid, target, 0)]
+    return total.double(), (w * valid).sum()
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -55,8 +80,9 @@ def evaluate(
     """Metrics of `model` over `loader` of (image, mask) batches.
 
     Returns a dict with `pixel_acc`, `mean_class_acc`, `miou` (floats), `iou` (per-class
-    tensor), `confusion` ((K, K) int64, rows = truth), `loss` (mean per-pixel
-    `criterion` loss, NaN without a criterion) and `images` (how many were seen). Under
+    tensor), `confusion` ((K, K) int64, rows = truth), `loss` (the `criterion` loss over
+    all non-ignored pixels of the set, class-weighted like `nn.CrossEntropyLoss`; NaN
+    without a criterion or without any valid pixel) and `images` (how many were seen). Under
     DDP the counts of all ranks are summed, so every rank returns the same numbers.
     """
     device = pick_device(device)
@@ -82,9 +108,9 @@ def evaluate(
                 )
             cm.update(logits, Y)
             if criterion is not None:
-                valid = (Y != ignore_index).sum()
-                sums[0] += criterion(logits, Y).double() * valid
-                sums[1] += valid
+                loss_sum, denom = _loss_sum(criterion, logits, Y, ignore_index)
+                sums[0] += loss_sum
+                sums[1] += denom
             sums[2] += X.shape[0]
     finally:
         model.train(was_training)

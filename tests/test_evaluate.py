@@ -48,6 +48,37 @@ def test_evaluate_matches_a_manual_loop():
         evaluate(net, DataLoader(TensorDataset(X, Y), batch_size=5), 5, "cpu")
 
 
+def test_val_loss_is_the_weighted_mean_over_all_pixels_even_with_a_void_batch():
+    torch.manual_seed(0)
+    k = 4
+    X = torch.randn(9, 3, 5, 6)
+    Y = torch.randint(0, k, (9, 5, 6))
+    Y[3:6] = 255  # the second batch (of 3) is entirely void
+    Y[0, :2] = 255
+    weight = torch.tensor([0.2, 1.0, 3.0, 0.5])
+    net = TupleNet(k)
+    loader = DataLoader(TensorDataset(X, Y), batch_size=3)
+    with torch.no_grad():
+        logits = net(X)[0]
+    flat_logits = logits.permute(0, 2, 3, 1).reshape(-1, k)  # every pixel of the set at once
+    flat_y = Y.reshape(-1)
+    for w in (weight, None):
+        res = evaluate(net, loader, k, "cpu",
+                       criterion=nn.CrossEntropyLoss(weight=w, ignore_index=255))  # fmt: skip
+        ref = F.cross_entropy(flat_logits, flat_y, weight=w, ignore_index=255)
+        assert res["loss"] == pytest.approx(ref.item(), rel=1e-6)
+    # hand computation of the weighted mean: sum w[y] * (-log p_y) / sum w[y]
+    keep = flat_y != 255
+    nll = -F.log_softmax(flat_logits[keep], 1).gather(1, flat_y[keep, None])[:, 0]
+    hand = (weight[flat_y[keep]] * nll).sum() / weight[flat_y[keep]].sum()
+    crit = nn.CrossEntropyLoss(weight=weight, ignore_index=255)
+    res = evaluate(net, loader, k, "cpu", criterion=crit)
+    assert res["loss"] == pytest.approx(hand.item(), rel=1e-6)
+    void = DataLoader(TensorDataset(X[3:6], Y[3:6]), batch_size=3)  # nothing to average
+    res = evaluate(net, void, k, "cpu", criterion=nn.CrossEntropyLoss(ignore_index=255))
+    assert np.isnan(res["loss"])
+
+
 def test_iou_table():
     table = iou_table(torch.tensor([0.5, float("nan")]), ["Sky", "Road"])
     assert list(table.index) == ["Sky", "Road"] and table.loc["Sky", "iou"] == 0.5
