@@ -186,9 +186,27 @@ def ccnet_loss(
             f"expected logits (B, K, H, W) and target (B, H, W), got {tuple(main.shape)} "
             f"and {tuple(target.shape)}"
         )
-    loss = F.cross_entropy(main, target, weight=weight, ignore_index=ignore_index)
+    loss = _masked_cross_entropy(main, target, weight, ignore_index)
     if aux is not None:
-        loss = loss + aux_weight * F.cross_entropy(
-            aux, target, weight=weight, ignore_index=ignore_index
-        )
+        loss = loss + aux_weight * _masked_cross_entropy(aux, target, weight, ignore_index)
     return loss
+
+
+def _masked_cross_entropy(
+    logits: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int
+) -> Tensor:
+    """`F.cross_entropy` (weighted mean over non-ignored pixels), but 0 instead of NaN.
+
+    A random crop may contain only void pixels; the plain mean is then 0/0 = NaN. Here
+    the summed loss (0, still attached to the graph) is divided by the summed weights of
+    the valid pixels, or by 1 when there are none -- no GPU->CPU sync needed.
+    """
+    total = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index,
+                            reduction="sum")  # fmt: skip
+    valid = target != ignore_index
+    if weight is None:
+        denom = valid.sum().to(total.dtype)
+    else:
+        w = weight.to(total.dtype)[torch.where(valid, target, 0)]  # (B, H, W)
+        denom = (w * valid).sum()
+    return total / torch.where(denom > 0, denom, torch.ones_like(denom))

@@ -41,6 +41,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from seglib import distributed as ddp
+from seglib.ccnet import ccnet_loss
 from seglib.checkpoint import (
     FORMAT,
     atomic_save,
@@ -78,7 +79,8 @@ def segmentation_loss(
     loss when `outputs` is a `(main, aux)` tuple: $\mathcal{L}_{main} + 0.4\,\mathcal{L}_{aux}$.
 
     Logits are computed in float32 (safe under autocast) and resized to the target if a
-    model returns another size.
+    model returns another size; the formula itself is `seglib.ccnet.ccnet_loss` (0, not
+    NaN, for a batch whose pixels are all void).
     """
     heads = list(outputs) if isinstance(outputs, tuple | list) else [outputs]
     if len(heads) not in (1, 2):
@@ -89,19 +91,8 @@ def segmentation_loss(
         if h.shape[-2:] != size else h.float()
         for h in heads
     ]  # fmt: skip
-    try:  # the models' own helper when present (the same formula)
-        from seglib.ccnet import ccnet_loss
-    except ImportError:
-        ccnet_loss = None
-    if ccnet_loss is not None:
-        outputs = tuple(heads) if len(heads) == 2 else heads[0]
-        return ccnet_loss(outputs, target, aux_weight, weight=weight, ignore_index=ignore_index)
-    loss = F.cross_entropy(heads[0], target, weight=weight, ignore_index=ignore_index)
-    if len(heads) == 2:
-        loss = loss + aux_weight * F.cross_entropy(
-            heads[1], target, weight=weight, ignore_index=ignore_index
-        )
-    return loss
+    outputs = tuple(heads) if len(heads) == 2 else heads[0]
+    return ccnet_loss(outputs, target, aux_weight, weight=weight, ignore_index=ignore_index)
 
 
 def _poly(total_iters: int, power: float) -> Callable[[int], float]:

@@ -137,6 +137,26 @@ def test_ccnet_loss_matches_hand_computation(weighted):
     torch.testing.assert_close(ccnet_loss([main, aux], target, 0.2, weight), ref)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_ccnet_loss_of_an_all_void_batch_is_zero_with_finite_grads(weighted):
+    torch.manual_seed(0)
+    main = torch.randn(2, 3, 4, 5, requires_grad=True)
+    aux = torch.randn(2, 3, 4, 5, requires_grad=True)
+    target = torch.full((2, 4, 5), 255, dtype=torch.long)
+    weight = torch.tensor([0.5, 1.0, 2.0]) if weighted else None
+    loss = ccnet_loss((main, aux), target, weight=weight)
+    assert loss.item() == 0.0
+    loss.backward()
+    for t in (main, aux):
+        assert t.grad is not None and torch.isfinite(t.grad).all() and not t.grad.any()
+    # one valid pixel: the same value as F.cross_entropy on that pixel alone
+    target[1, 2, 3] = 2
+    ref = F.cross_entropy(main[1:2, :, 2, 3], target[1:2, 2, 3], weight=weight) + 0.4 * (
+        F.cross_entropy(aux[1:2, :, 2, 3], target[1:2, 2, 3], weight=weight)
+    )
+    torch.testing.assert_close(ccnet_loss((main, aux), target, weight=weight), ref)
+
+
 def test_state_dict_round_trip():
     torch.manual_seed(0)
     net = small_net().eval()

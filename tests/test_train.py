@@ -192,3 +192,19 @@ def test_animate_draws_d2l_curves(capsys):
     assert [len(line.get_xdata()) for line in lines] == [2 * 5, 2, 2]  # 5 loss points/epoch
     assert list(lines[2].get_ydata()) == pytest.approx(list(hist["val_miou"]))
     plt.close("all")
+
+
+def test_an_all_void_batch_gives_zero_loss_and_does_not_stop_training():
+    torch.manual_seed(0)
+    main = torch.randn(2, K, 4, 5, requires_grad=True)
+    y = torch.full((2, 4, 5), 255, dtype=torch.long)
+    loss = segmentation_loss(main, y, weight=torch.ones(K))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.isfinite(main.grad).all()
+    data = make_data(8, seed=2)
+    data.tensors[1][:4] = 255  # the first training batch has no labelled pixel
+    train = DataLoader(data, batch_size=4)
+    hist = fit(TinyNet(), train, DataLoader(make_data(4, seed=1), batch_size=4), CFG,
+               animate=False, epochs=1)  # fmt: skip
+    assert math.isfinite(hist["train_loss"].iloc[0])
