@@ -41,6 +41,7 @@ __all__ = [
     "barrier",
     "wrap_model",
     "unwrap",
+    "broadcast_buffers",
     "distribute_loader",
     "ShardSampler",
 ]
@@ -118,6 +119,19 @@ def wrap_model(model: nn.Module, device: torch.device, sync_bn: bool = False) ->
 def unwrap(model: nn.Module) -> nn.Module:
     """The bare model inside DDP (what checkpoints store)."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def broadcast_buffers(model: nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank (no-op without DDP).
+
+    DDP broadcasts buffers at the start of each forward, so after the last training step
+    every rank holds its own running statistics; evaluating the unwrapped model (and
+    checkpointing rank 0's) needs them equal again.
+    """
+    if not is_distributed():
+        return
+    for buf in unwrap(model).buffers():
+        dist.broadcast(buf, src=0)
 
 
 class ShardSampler(Sampler[int]):

@@ -289,7 +289,9 @@ def fit(
             if step + 1 in points:
                 board.add_train(epoch + (step + 1) / steps, loss_sum / n_images)
         seen += n_images * ddp.world_size()
-        res = evaluate(net, val_loader, config.num_classes, device, criterion=val_criterion,
+        ddp.broadcast_buffers(net)  # rank 0's BatchNorm statistics everywhere, as saved
+        res = evaluate(ddp.unwrap(net), val_loader, config.num_classes, device,
+                       criterion=val_criterion,
                        amp=config.amp if amp_dtype is not None else "off",
                        channels_last=channels_last, ignore_index=config.ignore_index)  # fmt: skip
         row = {
