@@ -70,18 +70,25 @@ def confusion_matrix(
     pred = pred.reshape(-1).long().to(target.device)
     if ignore_index is not None:
         keep = target != ignore_index
-        target, pred = target[keep], pred[keep]
-    if target.numel() and (target.min() < 0 or target.max() >= num_classes):
-        bad = target[(target < 0) | (target >= num_classes)][0].item()
-        raise ValueError(
-            f"target values must be in 0..{num_classes - 1} or ignore_index={ignore_index}, "
-            f"found {bad}"
-        )
-    if pred.numel() and (pred.min() < 0 or pred.max() >= num_classes):
+    else:
+        keep = torch.ones_like(target, dtype=torch.bool)
+    bad_target = keep & ((target < 0) | (target >= num_classes))
+    bad_pred = keep & ((pred < 0) | (pred >= num_classes))
+    # one GPU->CPU sync per batch for validation; the details only on the error path
+    if (bad_target | bad_pred).any():
+        if bad_target.any():
+            bad = target[bad_target][0].item()
+            raise ValueError(
+                f"target values must be in 0..{num_classes - 1} or ignore_index={ignore_index}, "
+                f"found {bad}"
+            )
         raise ValueError(f"predicted labels must be in 0..{num_classes - 1}")
-    # one bincount over the flattened (truth, prediction) pair index t * K + p
-    idx = target * num_classes + pred
-    counts = torch.bincount(idx, minlength=num_classes * num_classes)
+    # count the (truth, prediction) pair index t * K + p; ignored pixels go to an extra
+    # last bin that is dropped (no boolean indexing, bincount or other hidden sync)
+    idx = torch.where(keep, target * num_classes + pred, num_classes * num_classes)
+    counts = torch.zeros(num_classes * num_classes + 1, dtype=torch.int64, device=idx.device)
+    counts.index_add_(0, idx, torch.ones_like(idx))
+    counts = counts[:-1]
     return counts.reshape(num_classes, num_classes)  # (K, K)
 
 

@@ -125,3 +125,27 @@ def test_bad_input_raises():
         ConfusionMatrix(3).update(torch.randn(1, 5, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="square"):
         mean_iou(torch.zeros(2, 3))
+
+
+def test_range_checks_cost_one_sync_and_skip_ignored_pixels(monkeypatch):
+    torch.manual_seed(0)
+    target = torch.randint(0, 4, (2, 5, 6))
+    target[0, 0] = 255
+    pred = torch.randint(0, 4, (2, 5, 6))
+    pred[0, 0] = 9  # out of range, but only on ignored pixels: not an error
+    t, p = target.numpy().ravel(), pred.numpy().ravel()
+    keep = t != 255
+    ref = np.zeros((4, 4), dtype=np.int64)
+    np.add.at(ref, (t[keep], p[keep]), 1)
+    syncs = []
+    real_bool = torch.Tensor.__bool__
+    monkeypatch.setattr(torch.Tensor, "__bool__", lambda self: syncs.append(1) or real_bool(self))
+    cm = confusion_matrix(pred, target, 4)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(cm.numpy(), ref)
+    assert len(syncs) <= 1  # one combined check, not min()/max() per tensor
+    pred[1, 1, 1] = -1
+    with pytest.raises(ValueError, match="predicted labels must be in 0..3"):
+        confusion_matrix(pred, target, 4)
+    with pytest.raises(ValueError, match="found 4"):
+        confusion_matrix(pred.clamp(0, 3), torch.where(target == 255, 4, target), 4, None)
