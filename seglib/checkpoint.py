@@ -60,8 +60,9 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
+            if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the usual mode (POSIX)
+                os.fchmod(f.fileno(), 0o666 & ~_UMASK)
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -71,10 +72,25 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    """The process umask, read once at import.
+
+    Setting and restoring it around every save (`os.umask` is the only portable reader)
+    would race with threads creating files meanwhile; Linux exposes it read-only.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -68,3 +68,24 @@ def test_rng_state_round_trip_through_a_file(tmp_path):
     assert torch.equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])
     assert got[2] == expected[2]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fchmod"), reason="POSIX file modes")
+def test_atomic_save_gives_the_umask_mode_without_touching_the_umask(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    old = os.umask(0o027)  # an unusual umask for this test, restored below
+    try:
+        assert ckpt_mod._read_umask() == 0o027
+        monkeypatch.setattr(ckpt_mod, "_UMASK", 0o027)
+
+        def no_umask(*args):  # changing the process umask would race with other threads
+            raise AssertionError("atomic_save must not call os.umask")
+
+        with monkeypatch.context() as m:
+            m.setattr(os, "umask", no_umask)
+            path = atomic_save({"format": FORMAT}, tmp_path / "m.pt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
