@@ -43,11 +43,22 @@ def has_segnet_layout(root: str | os.PathLike) -> bool:
     return (root / "train").is_dir() and (root / "trainannot").is_dir()
 
 
-def _fetch(url: str, dest: Path, sha256: str | None, size: int | None, progress: bool) -> None:
-    """Stream `url` to `dest`, then check its size and SHA-256 when they are given."""
+def _fetch(
+    url: str,
+    dest: Path,
+    sha256: str | None,
+    size: int | None,
+    progress: bool,
+    timeout: float = 60.0,
+) -> None:
+    """Stream `url` to `dest`, then check its size and SHA-256 when they are given.
+
+    `timeout` (seconds) bounds the connection and each read: a stalled server raises
+    instead of hanging forever.
+    """
     digest = hashlib.sha256()
     got = 0
-    with urllib.request.urlopen(url) as response, open(dest, "wb") as f:
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as f:
         total = response.headers.get("Content-Length")
         total = int(total) if total and total.isdigit() else size
         with tqdm(
@@ -120,6 +131,7 @@ def download(
     sha256: str | None = None,
     size: int | None = None,
     progress: bool = True,
+    timeout: float = 60.0,
 ) -> Path:
     """Download and extract the SegNet-layout CamVid to `root`; no-op if it is there.
 
@@ -131,6 +143,7 @@ def download(
         sha256: expected SHA-256 (hex) of the archive, checked when given.
         size: expected size in bytes of the archive, checked when given.
         progress: show a tqdm progress bar.
+        timeout: seconds to wait for the server (connection and each read).
 
     Returns:
         `root` as a Path.
@@ -152,7 +165,7 @@ def download(
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-download-", dir=root.parent))
     try:
         archive = tmp / "archive"
-        _fetch(url, archive, sha256, size, progress)
+        _fetch(url, archive, sha256, size, progress, timeout)
         folder = _extract(archive, tmp / "extracted")
         if root.exists():
             root.rmdir()  # empty folder left by the user: replace it

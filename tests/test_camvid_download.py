@@ -117,3 +117,20 @@ def test_empty_root_folder_is_filled(tmp_path):
     root.mkdir()
     download(root, url=archive.as_uri(), progress=False)
     assert (root / "valannot" / "a.png").is_file()
+
+
+def test_download_passes_a_timeout_to_urlopen(tmp_path, monkeypatch):
+    import urllib.request
+
+    archive = make_zip(tmp_path / "camvid.zip")
+    seen = []
+    real = urllib.request.urlopen
+
+    def spy(url, *args, **kwargs):
+        seen.append(kwargs.get("timeout", args[1] if len(args) > 1 else None))
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", spy)
+    download(tmp_path / "a", url=archive.as_uri(), progress=False)
+    download(tmp_path / "b", url=archive.as_uri(), progress=False, timeout=5)
+    assert seen == [60.0, 5]
