@@ -21,7 +21,23 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainConfig"]
+from seglib.runtime import AMP_MODES
+
+__all__ = ["TrainConfig", "parse_hw"]
+
+
+def parse_hw(text: str) -> tuple[int, int]:
+    """Parse an image size written `HxW` (e.g. "360x480") into `(h, w)`, both >= 1.
+
+    Shared by the command lines (`--crop`, `--size`); raises ValueError otherwise.
+    """
+    try:
+        h, w = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"expected a size HxW such as 360x480, got {text!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"expected a size HxW with H, W >= 1, got {text!r}")
+    return h, w
 
 
 @dataclass
@@ -80,8 +96,8 @@ class TrainConfig:
             self.crop = (int(self.crop[0]), int(self.crop[1]))
         if self.synthetic_size is not None:
             self.synthetic_size = (int(self.synthetic_size[0]), int(self.synthetic_size[1]))
-        if self.amp not in ("auto", "bf16", "fp16", "off"):
-            raise ValueError(f"amp must be auto, bf16, fp16 or off, got {self.amp!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with some fields changed; unknown names are an error."""

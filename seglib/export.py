@@ -37,6 +37,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from seglib.config import parse_hw
+
 __all__ = ["to_onnx", "build_for_export", "main"]
 
 log = logging.getLogger(__name__)
@@ -173,16 +175,9 @@ def build_for_export(
 
             net, _ = load_model(checkpoint, device="cpu")
             return net
-    if model == "ccnet":
-        from seglib.ccnet import CCNet
+    from seglib.train import build_model  # lazy: the training stack is not needed to export
 
-        net: nn.Module = CCNet(num_classes, backbone=backbone, recurrence=recurrence)
-    elif model == "refinenet":
-        from seglib.refinenet import RefineNet
-
-        net = RefineNet(num_classes, backbone=backbone, features=features)
-    else:
-        raise ValueError(f"unknown model {model!r}, expected 'ccnet' or 'refinenet'")
+    net = build_model(model, num_classes, backbone, recurrence=recurrence, features=features)
     if checkpoint is not None:
         try:
             net.load_state_dict(state)
@@ -206,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
     args = p.parse_args(argv)
     try:
-        h, w = (int(v) for v in args.size.lower().split("x"))
+        h, w = parse_hw(args.size)
     except ValueError:
         p.error(f"--size must look like 360x480, got {args.size!r}")
     logging.basicConfig(format="%(message)s")

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from seglib import distributed as ddp
-from seglib.config import TrainConfig
+from seglib.config import TrainConfig, parse_hw
 from seglib.trainer import METRIC_COLUMNS, NonFiniteLossError, fit, segmentation_loss
 
 __all__ = [
@@ -106,11 +106,10 @@ def build_loaders(config: TrainConfig, choice: Any) -> tuple[DataLoader, DataLoa
 
 def _crop(text: str) -> tuple[int, int]:
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
+        return parse_hw(text)
     except ValueError:
         msg = f"--crop expects HxW such as 96x128, got {text!r}"
         raise argparse.ArgumentTypeError(msg) from None
-    return h, w
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:

@@ -99,3 +99,16 @@ def test_build_loaders_workers_are_not_persistent():
     assert train.num_workers == 2 and val.num_workers == 2
     assert not train.persistent_workers and not val.persistent_workers
     assert train.generator is not None and train.sampler.generator is train.generator
+
+
+def test_parse_hw_is_shared_by_the_train_and_export_clis():
+    from seglib import export
+    from seglib.config import parse_hw
+
+    assert parse_hw("360x480") == (360, 480) and parse_hw("8X6") == (8, 6)
+    for bad in ("360", "360x480x3", "axb", "0x5"):
+        with pytest.raises(ValueError, match="HxW"):
+            parse_hw(bad)
+    assert train_cli._crop("32x48") == (32, 48)
+    with pytest.raises(SystemExit):
+        export.main(["--out", "unused.onnx", "--size", "0x5"])
