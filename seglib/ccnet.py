@@ -145,16 +145,25 @@ class CCNet(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """Segment a batch of images `x` (B, 3, H, W) into class logits (B, K, H, W).
+
+        Backbone features at 1/8 of the input (output stride 8 keeps small objects), the
+        RCCA head on the last stage, then bilinear upsampling to the exact input size. In
+        training mode with an auxiliary head it returns `(main, aux)`, where `aux` is a
+        plain classifier on the third stage that adds gradient to the middle of the net
+        (see `ccnet_loss`); otherwise the main logits only.
+        """
         if x.dim() != 4:
             raise ValueError(f"expected a 4-D batch (B, 3, H, W), got shape {tuple(x.shape)}")
-        size = x.shape[-2:]
+        B, C, H, W = x.shape
         _, _, c3, c4 = self.backbone(x)  # (B, C3, H/8, W/8), (B, C4, H/8, W/8)
         out = self.head(c4)  # (B, K, H/8, W/8)
         # Bilinear back to the exact input size (never a fixed factor: 360 / 8 = 45)
-        out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+        out = F.interpolate(out, size=(H, W), mode="bilinear", align_corners=False)  # (B, K, H, W)
         if self.training and self.aux_classifier is not None:
             aux = self.aux_classifier(c3)  # (B, K, H/8, W/8)
-            aux = F.interpolate(aux, size=size, mode="bilinear", align_corners=False)
+            # (B, K, H/8, W/8) -> (B, K, H, W), like the main head
+            aux = F.interpolate(aux, size=(H, W), mode="bilinear", align_corners=False)
             return out, aux
         return out
 

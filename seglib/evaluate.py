@@ -21,7 +21,7 @@ import argparse
 import math
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,9 @@ from seglib import distributed as ddp
 from seglib.checkpoint import load_checkpoint
 from seglib.metrics import ConfusionMatrix
 from seglib.runtime import autocast, pick_device, resolve_amp
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["evaluate", "load_model", "iou_table", "main"]
 
@@ -151,7 +154,7 @@ def load_model(
     return model.to(pick_device(device)).eval(), config
 
 
-def iou_table(iou: torch.Tensor, classes: Sequence[str] | None = None):
+def iou_table(iou: torch.Tensor, classes: Sequence[str] | None = None) -> pd.DataFrame:
     """A pandas DataFrame with one row per class: name and IoU (NaN = class absent)."""
     import pandas as pd
 

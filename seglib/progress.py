@@ -45,15 +45,18 @@ class Board:
             for row in history:
                 self.add_epoch(row)
 
-    def bar(self, loader: DataLoader, epoch: int, epochs: int):
+    def bar(self, loader: DataLoader, epoch: int, epochs: int) -> tqdm:
+        """Iterate over `loader` behind a per-epoch tqdm bar (silent unless verbose)."""
         return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
                     disable=not self.verbose, dynamic_ncols=True)  # fmt: skip
 
     def add_train(self, x: float, loss: float) -> None:
+        """Plot the running train loss at fractional epoch `x` (notebooks only)."""
         if self.animator is not None:
             self.animator.add(x, (loss, None, None))
 
     def add_epoch(self, row: dict) -> None:
+        """Plot an epoch's validation metrics, or log them as one line in a terminal."""
         if self.animator is not None:
             self.animator.add(row["epoch"], (None, row["val_pixel_acc"], row["val_miou"]))
         if self.verbose:
@@ -65,7 +68,8 @@ class Board:
             )
 
     def summary(self, row: dict, images: int, device: torch.device) -> None:
+        """d2l's closing lines under the live plot: final metrics and images per second."""
         if self.animate and self.timer is not None:
-            print(f"loss {row['train_loss']:.3f}, val pixel acc {row['val_pixel_acc']:.3f}, "
-                  f"val mIoU {row['val_miou']:.3f}")
-            print(f"{images / max(self.timer.sum(), 1e-9):.1f} images/sec on {device}")
+            tqdm.write(f"loss {row['train_loss']:.3f}, val pixel acc "
+                       f"{row['val_pixel_acc']:.3f}, val mIoU {row['val_miou']:.3f}")  # fmt: skip
+            tqdm.write(f"{images / max(self.timer.sum(), 1e-9):.1f} images/sec on {device}")

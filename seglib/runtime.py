@@ -67,7 +67,9 @@ def resolve_amp(amp: str | bool | None, device: torch.device) -> torch.dtype | N
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None):
+def autocast(
+    device: torch.device, dtype: torch.dtype | None
+) -> torch.autocast | contextlib.nullcontext:
     """`torch.autocast` for `dtype`, or a do-nothing context when dtype is None."""
     if dtype is None:
         return contextlib.nullcontext()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -29,6 +29,9 @@ from torch.utils.data import DataLoader
 from seglib import distributed as ddp
 from seglib.config import TrainConfig, parse_hw
 from seglib.trainer import METRIC_COLUMNS, NonFiniteLossError, fit, segmentation_loss
+
+if TYPE_CHECKING:
+    from seglib.data import DataChoice
 
 __all__ = [
     "TrainConfig",
@@ -72,7 +75,7 @@ def build_model(
     raise ValueError(f"unknown model {name!r}, expected one of {MODELS}")
 
 
-def build_datasets(config: TrainConfig, split: str = "val"):
+def build_datasets(config: TrainConfig, split: str = "val") -> DataChoice:
     """`seglib.data.pick_datasets` for this config: returns its `DataChoice`."""
     from seglib.data import pick_datasets
 
