@@ -3,7 +3,7 @@
 
 Small decisions the trainer and the evaluator share, made once per run:
 
-- **Device**: CUDA if present, else Apple's MPS, else the CPU (never `.cuda()`).
+- **Device**: CUDA if present, else Apple's MPS, else the CPU (no hard-coded CUDA device).
 - **Mixed precision** ([AMP](https://pytorch.org/docs/stable/amp.html)): under
   `torch.autocast`, convolutions and matmuls run in 16-bit floats (about 2x faster on
   tensor cores and half the activation memory) while reductions stay in float32.
