@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seglib.attention import CrissCrossAttention
-from seglib.backbone import BACKBONES, build_backbone
+from seglib.backbone import build_backbone
 
 __all__ = ["RCCAModule", "CCNet", "ccnet_loss"]
 
@@ -130,8 +130,6 @@ class CCNet(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}, expected one of {sorted(BACKBONES)}")
         self.num_classes = num_classes
         self.backbone = build_backbone(backbone, output_stride=8, weights=weights_backbone)
         c3, c4 = self.backbone.stage_channels[2:]

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seglib.backbone import BACKBONES, build_backbone
+from seglib.backbone import build_backbone
 
 __all__ = [
     "ResidualConvUnit",
@@ -202,8 +202,6 @@ class RefineNet(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}, expected one of {sorted(BACKBONES)}")
         if features < 1:
             raise ValueError(f"features must be >= 1, got {features}")
         self.num_classes = num_classes
