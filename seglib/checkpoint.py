@@ -73,18 +73,11 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def _read_umask() -> int:
-    """The process umask, read once at import.
+    """The process umask, read once at import (before any worker threads exist).
 
-    Setting and restoring it around every save (`os.umask` is the only portable reader)
-    would race with threads creating files meanwhile; Linux exposes it read-only.
+    `os.umask` is the only portable reader and it sets the mask while reading it;
+    doing that around every save would race with threads creating files meanwhile.
     """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
