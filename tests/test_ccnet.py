@@ -1,7 +1,5 @@
 """seglib.ccnet: RCCA reachability, weight sharing, shapes, loss against a hand computation."""
 
-import io
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -157,18 +155,8 @@ def test_ccnet_loss_of_an_all_void_batch_is_zero_with_finite_grads(weighted):
     torch.testing.assert_close(ccnet_loss((main, aux), target, weight=weight), ref)
 
 
-def test_state_dict_round_trip():
-    torch.manual_seed(0)
-    net = small_net().eval()
-    buf = io.BytesIO()
-    torch.save(net.state_dict(), buf)
-    buf.seek(0)
-    torch.manual_seed(1)
-    other = small_net().eval()
-    other.load_state_dict(torch.load(buf, weights_only=True))
-    x = torch.randn(1, 3, 33, 45)
-    with torch.no_grad():
-        assert torch.equal(net(x), other(x))
+def test_state_dict_round_trip(assert_state_dict_round_trip):
+    assert_state_dict_round_trip(small_net, (33, 45))
 
 
 def test_bf16_autocast_cpu():

@@ -1,7 +1,5 @@
 """seglib.refinenet: components against hand-written references, the cascade's shapes."""
 
-import io
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -106,18 +104,8 @@ def test_paper_widths():
     assert len(net.refine1.crp.convs) == 2
 
 
-def test_state_dict_round_trip():
-    torch.manual_seed(0)
-    net = small_net().eval()
-    buf = io.BytesIO()
-    torch.save(net.state_dict(), buf)
-    buf.seek(0)
-    torch.manual_seed(1)
-    other = small_net().eval()
-    other.load_state_dict(torch.load(buf, weights_only=True))
-    x = torch.randn(1, 3, 40, 52)
-    with torch.no_grad():
-        assert torch.equal(net(x), other(x))
+def test_state_dict_round_trip(assert_state_dict_round_trip):
+    assert_state_dict_round_trip(small_net, (40, 52))
 
 
 def test_bf16_autocast_cpu():
