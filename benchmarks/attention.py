@@ -11,9 +11,19 @@ zero-free gamma and residual:
   concatenate, softmax, split, bmm back),
 - `dense`: `seglib.attention.dense_masked_attention` through the full (HW)x(HW) matrix.
 
-Each case runs in a fresh subprocess (`--case METHOD SIZE`), so that on CPU the peak
-RSS growth of the forward+backward belongs to that case alone; on CUDA the script uses
-`torch.cuda.max_memory_allocated`. Usage:
+Time: all methods of one size run in this process, interleaved (round r runs every
+method once), so slow drift of a shared machine hits them alike; the ratios use the
+best of the rounds. Memory: each case runs in a fresh subprocess, so that on CPU the
+peak RSS growth of one forward+backward belongs to that case alone, twice:
+
+- `peak_mb` (the goal's measure): with glibc's `MALLOC_MMAP_THRESHOLD_` fixed at
+  64 KiB, every tensor buffer is its own mapping, returned to the OS when freed, so
+  the RSS peak is the peak of live tensor bytes (what `torch.cuda.max_memory_allocated`
+  reports on a GPU, where the script uses it instead);
+- `rss_mb`: the default allocator, which keeps freed blocks in its heap for reuse, so
+  this peak also counts memory the allocator holds but no tensor uses.
+
+Usage:
 
     python benchmarks/attention.py            # full run, writes benchmarks/results/
     python benchmarks/attention.py --quick    # 16x16 and 33x33 only, fewer repeats
@@ -115,6 +125,20 @@ def _rss_now_kb() -> int:
         return int(f.read().split()[1]) * resource.getpagesize() // 1024
 
 
+def _reset_peak_rss() -> None:
+    """Reset this process's RSS high-water mark (VmHWM; Linux >= 4.0).
+
+    `ru_maxrss` would not do: after fork + exec it starts from the parent's peak.
+    """
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _peak_rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
 def _saved_bytes(net: nn.Module, x: Tensor) -> int:
     """Bytes of unique storages saved for backward, minus the input and the weights."""
     skip = {p.untyped_storage().data_ptr() for p in net.parameters()}
@@ -133,9 +157,8 @@ def _saved_bytes(net: nn.Module, x: Tensor) -> int:
     return sum(storages.values())
 
 
-def run_case(method: str, size: int, channels: int, batch: int, repeats: int,
-             device: torch.device) -> dict:
-    """Measure one (method, size) case in this process: memory first, then time."""
+def _setup(method: str, size: int, channels: int, batch: int, device: torch.device):
+    """Module, input and upstream gradient of one case, and its forward + backward step."""
     torch.manual_seed(0)
     compiled = method.endswith("+compile")
     net = build(method.removesuffix("+compile"), channels).to(device)
@@ -146,17 +169,25 @@ def run_case(method: str, size: int, channels: int, batch: int, repeats: int,
     grad = torch.randn(x.shape, device=device).contiguous(memory_format=_layout(net, x))
 
     def step() -> None:
+        net.zero_grad(set_to_none=True)
+        x.grad = None
         net(x).backward(grad)
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    return net, x, step
+
+
+def measure_memory(method: str, size: int, channels: int, batch: int,
+                   device: torch.device) -> dict:
+    """Peak memory growth of one forward + backward, and bytes saved for backward."""
+    net, x, step = _setup(method, size, channels, batch, device)
     # initialise the libraries (thread pools, oneDNN/MKL kernels) on a tiny input first,
     # so that the peak below is that of the case, not of one-time set-up
     tiny = torch.randn(batch, channels, 4, 4, device=device, requires_grad=True)
     net(tiny).backward(torch.ones_like(tiny))
-    net.zero_grad(set_to_none=True)
     del tiny
-    # peak memory of the first forward + backward, above what is already allocated
+    net.zero_grad(set_to_none=True)
     if device.type == "cuda":
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
@@ -164,27 +195,33 @@ def run_case(method: str, size: int, channels: int, batch: int, repeats: int,
         step()
         peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
-        before = _rss_now_kb()
-        step()
-        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    if compiled:
-        step()  # compile the backward too before timing
-        peak_mb = float("nan")  # includes the compiler's own memory: not comparable
-    times = []
+        try:  # Linux /proc only; elsewhere no CPU memory figure
+            before = _rss_now_kb()
+            _reset_peak_rss()
+        except OSError:
+            step()
+            peak_mb = float("nan")
+        else:
+            step()
+            peak_mb = (_peak_rss_kb() - before) / 1024
+    return {"peak_mb": peak_mb, "saved_mb": _saved_bytes(net, x) / 2**20}
+
+
+def time_methods(methods: list[str], size: int, channels: int, batch: int, repeats: int,
+                 device: torch.device) -> dict[str, list[float]]:
+    """Forward + backward seconds of every method, `repeats` interleaved rounds."""
+    steps = {}
+    for method in methods:
+        *_, step = _setup(method, size, channels, batch, device)
+        step()  # warm-up (for +compile: compiles the forward and the backward)
+        steps[method] = step
+    times: dict[str, list[float]] = {m: [] for m in methods}
     for _ in range(repeats):
-        net.zero_grad(set_to_none=True)
-        x.grad = None
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    saved = float("nan") if compiled else _saved_bytes(net, x) / 2**20
-    return {
-        "method": method, "H": size, "W": size, "B": batch, "C": channels,
-        "time_ms": 1000 * statistics.median(times), "best_ms": 1000 * min(times),
-        "peak_mb": peak_mb, "saved_mb": saved,
-        "gflop": analytic_gflop(method.removesuffix("+compile"), batch, channels, size, size),
-        "repeats": repeats, "device": device.type, "threads": torch.get_num_threads(),
-    }
+        for method, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            times[method].append(time.perf_counter() - t0)
+    return times
 
 
 def _check_methods_agree(device: torch.device) -> None:
@@ -198,11 +235,43 @@ def _check_methods_agree(device: torch.device) -> None:
         torch.testing.assert_close(net(x), ref, atol=1e-10, rtol=0)
 
 
-def _subprocess_case(method: str, size: int, args: argparse.Namespace) -> dict:
+def _subprocess_memory(method: str, size: int, args: argparse.Namespace,
+                       live: bool) -> dict:
+    """`measure_memory` in a fresh process; `live`: allocator set to return freed blocks."""
     cmd = [sys.executable, __file__, "--case", method, str(size), "--channels",
-           str(args.channels), "--batch", str(args.batch), "--repeats", str(args.repeats)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+           str(args.channels), "--batch", str(args.batch)]
+    env = dict(os.environ)
+    if live:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(64 * 1024)  # glibc; ignored elsewhere
+    else:
+        env.pop("MALLOC_MMAP_THRESHOLD_", None)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_size(size: int, methods: list[str], args: argparse.Namespace,
+             device: torch.device) -> list[dict]:
+    """One row per method at `size`: times (interleaved, this process) and memory."""
+    times = time_methods(methods, size, args.channels, args.batch, args.repeats, device)
+    rows = []
+    for method in methods:
+        row = {"method": method, "H": size, "W": size, "B": args.batch, "C": args.channels,
+               "time_ms": 1000 * statistics.median(times[method]),
+               "best_ms": 1000 * min(times[method])}
+        if method.endswith("+compile"):  # the compiler's own memory is not comparable
+            row.update(peak_mb=float("nan"), rss_mb=float("nan"), saved_mb=float("nan"))
+        else:
+            live = _subprocess_memory(method, size, args, live=True)
+            rss = _subprocess_memory(method, size, args, live=False)
+            row.update(peak_mb=live["peak_mb"], rss_mb=rss["peak_mb"],
+                       saved_mb=live["saved_mb"])
+        row.update(gflop=analytic_gflop(method.removesuffix("+compile"), args.batch,
+                                        args.channels, size, size),
+                   repeats=args.repeats, device=device.type, threads=torch.get_num_threads())
+        rows.append(row)
+        print(f"  {method} {size}x{size}: {row['best_ms']:.0f} ms, "
+              f"{row['peak_mb']:.0f} MB", file=sys.stderr)
+    return rows
 
 
 def _table(rows: list[dict]) -> list[dict]:
@@ -210,7 +279,7 @@ def _table(rows: list[dict]) -> list[dict]:
     by = {(r["method"], r["H"]): r for r in rows}
     for r in rows:
         base, dense = by.get(("baseline", r["H"])), by.get(("dense", r["H"]))
-        for key in ("time_ms", "best_ms", "peak_mb", "saved_mb"):
+        for key in ("time_ms", "best_ms", "peak_mb", "rss_mb", "saved_mb"):
             short = key.split("_")[0]
             r[f"{short}_vs_baseline"] = r[key] / base[key] if base else float("nan")
             r[f"dense_over_{short}"] = dense[key] / r[key] if dense else float("nan")
@@ -218,16 +287,17 @@ def _table(rows: list[dict]) -> list[dict]:
 
 
 def _print(rows: list[dict]) -> None:
-    head = (f"{'method':<16}{'size':>7}{'time ms':>10}{'best ms':>9}{'peak MB':>10}{'saved MB':>10}"
-            f"{'GFLOP':>8}{'t/base':>8}{'m/base':>8}{'s/base':>8}{'dense/t':>9}{'dense/m':>9}")
+    head = (f"{'method':<14}{'size':>7}{'best ms':>9}{'med ms':>9}{'peak MB':>9}{'rss MB':>8}"
+            f"{'saved MB':>9}{'GFLOP':>7}{'t/base':>7}{'m/base':>7}{'r/base':>7}"
+            f"{'s/base':>7}{'dense/t':>8}{'dense/m':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['method']:<16}{r['H']:>4}x{r['W']:<2}{r['time_ms']:>10.1f}{r['best_ms']:>9.1f}"
-              f"{r['peak_mb']:>10.1f}"
-              f"{r['saved_mb']:>10.1f}{r['gflop']:>8.2f}{r['time_vs_baseline']:>8.2f}"
-              f"{r['peak_vs_baseline']:>8.2f}{r['saved_vs_baseline']:>8.2f}"
-              f"{r['dense_over_time']:>9.1f}{r['dense_over_peak']:>9.1f}")
+        print(f"{r['method']:<14}{r['H']:>4}x{r['W']:<2}{r['best_ms']:>9.1f}{r['time_ms']:>9.1f}"
+              f"{r['peak_mb']:>9.1f}{r['rss_mb']:>8.1f}{r['saved_mb']:>9.1f}{r['gflop']:>7.2f}"
+              f"{r['best_vs_baseline']:>7.2f}{r['peak_vs_baseline']:>7.2f}"
+              f"{r['rss_vs_baseline']:>7.2f}{r['saved_vs_baseline']:>7.2f}"
+              f"{r['dense_over_best']:>8.1f}{r['dense_over_peak']:>8.1f}")
 
 
 def _plot(rows: list[dict], path: Path) -> None:
@@ -240,11 +310,11 @@ def _plot(rows: list[dict], path: Path) -> None:
     for method in dict.fromkeys(r["method"] for r in rows):
         rs = [r for r in rows if r["method"] == method]
         px = [r["H"] * r["W"] for r in rs]
-        axes[0].loglog(px, [r["time_ms"] for r in rs], "o-", label=method)
+        axes[0].loglog(px, [r["best_ms"] for r in rs], "o-", label=method)
         if all(r["peak_mb"] == r["peak_mb"] for r in rs):  # skip NaN (compiled rows)
             axes[1].loglog(px, [max(r["peak_mb"], 0.1) for r in rs], "o-", label=method)
-    axes[0].set(xlabel="feature pixels H*W", ylabel="fwd+bwd time (ms)")
-    axes[1].set(xlabel="feature pixels H*W", ylabel="peak memory growth (MB)")
+    axes[0].set(xlabel="feature pixels H*W", ylabel="fwd+bwd time, best (ms)")
+    axes[1].set(xlabel="feature pixels H*W", ylabel="peak live memory (MB)")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"criss-cross vs dense attention, C={rows[0]['C']}, B={rows[0]['B']}, "
                  f"{rows[0]['device']}", fontsize=9)
@@ -258,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[16, 33, 65, 97])
     p.add_argument("--channels", type=int, default=512)
     p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=5, help="timed runs after the warm-up")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds after a warm-up")
     p.add_argument("--compile", action="store_true", help="add a torch.compile'd lean row")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--case", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
@@ -266,18 +336,13 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.case:
         method, size = args.case[0], int(args.case[1])
-        print(json.dumps(run_case(method, size, args.channels, args.batch, args.repeats,
-                                  device)))
+        print(json.dumps(measure_memory(method, size, args.channels, args.batch, device)))
         return
     if args.quick:
         args.sizes, args.repeats = [16, 33], 3
     _check_methods_agree(device)
     methods = METHODS + (["lean+compile"] if args.compile else [])
-    rows = []
-    for size in args.sizes:
-        for method in methods:
-            rows.append(_subprocess_case(method, size, args))
-            print(f"  {method} {size}x{size}: {rows[-1]['time_ms']:.0f} ms", file=sys.stderr)
+    rows = [row for size in args.sizes for row in run_size(size, methods, args, device)]
     rows = _table(rows)
     _print(rows)
     args.out.mkdir(parents=True, exist_ok=True)

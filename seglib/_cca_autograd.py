@@ -7,7 +7,8 @@ applied along rows and columns.
 
 Plain autograd keeps the (B, H, W, H + W) softmax (and, in the usual bmm
 formulation, permuted copies of it and of $V$) alive until backward. Here the
-forward keeps only $Q$, $K$, $V$ and one float32 log-sum-exp per pixel,
+forward keeps only $Q$, $K$, $V$ (the tensors the caller passed, no copies) and one
+float32 log-sum-exp per pixel,
 
 $$\ell_u = \log \sum_{i \in \Omega_u} \exp(Q_u^\top K_i),$$
 
@@ -17,15 +18,19 @@ With $dA_{i,u} = dO_u^\top V_i$ and $\delta_u = \sum_i A_{i,u}\,dA_{i,u} = dO_u^
 the softmax backward is $dS_{i,u} = A_{i,u}(dA_{i,u} - \delta_u)$, then
 $dQ_u = \sum_i dS_{i,u} K_i$, $dK_i = \sum_u dS_{i,u} Q_u$, $dV_i = \sum_u A_{i,u}\,dO_u$.
 
-The module's gate $\gamma$ is folded in: the Function returns $\gamma O$, so nobody has
-to keep $O$ for $\partial L / \partial \gamma = \sum_u dY_u^\top O_u$, which is the
-sum of the $\delta_u$ computed anyway (with $dY$ in place of $dO$).
+The module's gate $\gamma$ and its residual are folded in: the Function returns
+$Y = X + \gamma O$ directly, written in $X$'s memory layout, so neither $O$ nor a
+second $(B, C, H, W)$ buffer for the sum is ever alive. $\partial L / \partial \gamma =
+\sum_u dY_u^\top O_u$ is the sum of the $\delta_u$ computed anyway (with $dY$ in place
+of $dO$), and $\partial L / \partial X = dY$.
 
-Layout: tensors are used channels-last, rows (B, H, W, X), so the row branch is one
-batched matmul. The column branch needs columns (W, B, H, X); they are copied a
-block of columns at a time, never the whole tensor, and added into the row result in
-place. The output is a channels-last (B, C, H, W) view. Taught at the end of
-notebook `02_criss_cross_attention.ipynb`.
+What stays small, and why: the work runs one image at a time (so the attention maps
+and their gradients exist for one image only), and every product with a
+$C$-channel tensor runs on a block of rows or of columns (at most `BLOCK_BYTES`),
+reading $V$ and $dY$ through strided views in whatever layout they come
+(channels-first or channels-last) and adding into the output in place. No full-size
+permuted copy of a $C$-channel tensor is made. Taught at the end of notebook
+`02_criss_cross_attention.ipynb`; measured in `benchmarks/attention.py`.
 """
 
 from __future__ import annotations
@@ -36,95 +41,165 @@ from torch.autograd.function import once_differentiable
 
 from seglib.attention import _centre, _dtypes, _no_autocast, _plain_attention
 
-__all__ = ["LeanCrissCrossAttention", "lean_criss_cross_attention", "lean_forward"]
+__all__ = [
+    "LeanCrissCrossAttention",
+    "LeanPackedCrissCrossAttention",
+    "lean_criss_cross_attention",
+    "lean_packed_criss_cross_attention",
+    "lean_forward",
+]
 
-BLOCK_BYTES = 8 * 2**20  # the column branch copies at most ~8 MB of a tensor at a time
-MAX_BLOCKS = 4  # ...in at most 4 blocks (each block is a handful of kernel launches)
-
-
-def _rows(x: Tensor) -> Tensor:
-    """(B, X, H, W) -> (B, H, W, X) contiguous; free for a channels-last tensor."""
-    return x.permute(0, 2, 3, 1).contiguous()  # (B, H, W, X)
-
-
-def _blocks(rows: Tensor) -> list[slice]:
-    """Column blocks of a rows tensor: one for small tensors, up to MAX_BLOCKS."""
-    W = rows.shape[2]
-    n = min(MAX_BLOCKS, W, -(-rows.numel() * rows.element_size() // BLOCK_BYTES))
-    step = -(-W // max(n, 1))
-    return [slice(w0, min(w0 + step, W)) for w0 in range(0, W, step)]
+BLOCK_BYTES = 4 * 2**20  # a C-channel block (rows or columns of one image) is ~4 MB at most
 
 
-def _cols(rows: Tensor, sl: slice) -> Tensor:
-    """Columns `sl` of a rows tensor (B, H, W, X) as contiguous (w, B, H, X)."""
-    return rows[:, :, sl].permute(2, 0, 1, 3).contiguous()  # (w, B, H, X)
+def _blocks(n: int, bytes_per_line: int) -> list[slice]:
+    """Slices of `n` lines (rows or columns), each block at most BLOCK_BYTES (>= 1 line)."""
+    step = max(1, BLOCK_BYTES // max(bytes_per_line, 1))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-def _pix(t: Tensor) -> Tensor:
-    """Per-pixel statistic in column order (W, B, H) -> pixel order (B, H, W)."""
+def _as_rows(t: Tensor) -> Tensor:
+    """One image (X, H, W) -> strided view (H, W, X): row h is the matrix (W, X)."""
     return t.permute(1, 2, 0)
 
 
-def _col(t: Tensor) -> Tensor:
-    """Per-pixel statistic (B, H, W) -> column order (W, B, H, 1), to broadcast."""
-    return t.permute(2, 0, 1).unsqueeze(-1)
+def _as_cols(t: Tensor) -> Tensor:
+    """One image (X, H, W) -> strided view (W, H, X): column w is the matrix (H, X)."""
+    return t.permute(2, 1, 0)
 
 
-def _weighted_sum(p_col: Tensor, p_row: Tensor, rows: Tensor) -> Tensor:
-    r"""$\sum_{i \in \Omega_u} P_{i,u} U_i$ -> (B, H, W, X), for U given as rows."""
-    out = p_row @ rows  # (B, H, W, V) @ (B, H, V, X) -> (B, H, W, X)
-    for sl in _blocks(rows):
-        o = p_col[sl] @ _cols(rows, sl)  # (w, B, H, G) @ (w, B, G, X) -> (w, B, H, X)
-        out[:, :, sl] += o.permute(1, 2, 0, 3)  # (B, H, w, X)
-    return out
+def _matrices(t: Tensor) -> Tensor:
+    """`t` if BLAS can read its last two dims in place (one unit stride), else a copy.
 
-
-def _spread(p_col: Tensor, p_row: Tensor, rows: Tensor) -> Tensor:
-    r"""The transpose of `_weighted_sum`: $\sum_{u : i \in \Omega_u} P_{i,u} U_u$."""
-    out = p_row.transpose(-1, -2) @ rows  # (B, H, V, W) @ (B, H, W, X) -> (B, H, V, X)
-    for sl in _blocks(rows):
-        o = p_col[sl].transpose(-1, -2) @ _cols(rows, sl)  # (w, B, G, X)
-        out[:, :, sl] += o.permute(1, 2, 0, 3)  # (B, G, w, X)
-    return out
-
-
-def _probabilities(
-    q_rows: Tensor, k_rows: Tensor, lse: Tensor | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Softmax weights, column (W, B, H, H) and row (B, H, W, W), and lse (B, H, W).
-
-    `q_rows`, `k_rows` are (B, H, W, C') in the statistics dtype. With `lse` given
-    (backward) the weights are rebuilt from it instead of normalised.
+    Rows of any layout and columns of a channels-last tensor pass as they are; a
+    column block of a channels-first tensor is copied once, here, rather than matrix
+    by matrix inside the matmul.
     """
-    W = q_rows.shape[2]
-    q_cols, k_cols = _cols(q_rows, slice(0, W)), _cols(k_rows, slice(0, W))  # (W, B, H, C')
-    # $Q_u^\top K_i$ on the column (w, b, h, g) and on the row (b, h, w, v)
-    s_col = q_cols @ k_cols.transpose(-1, -2)  # (W, B, H, H)
-    s_row = q_rows @ k_rows.transpose(-1, -2)  # (B, H, W, W)
+    return t if 1 in (t.stride(-1), t.stride(-2)) else t.contiguous()
+
+
+def _add_product(out: Tensor, a: Tensor, b: Tensor, *, rows: bool) -> None:
+    """`out += a @ b` in place. Row blocks use baddbmm_ (no temporary), column blocks a
+    matmul then an add (baddbmm_ into a strided column view is slower on CPU)."""
+    if rows and out.dtype == a.dtype:
+        out.baddbmm_(a, b)
+    else:
+        out.add_(a @ b)
+
+
+def _cross_matmul(out: Tensor, p_col: Tensor, p_row: Tensor, src: Tensor,
+                  transpose: bool = False) -> None:
+    r"""In place, for one image: `out` += $\sum_{i \in \Omega_u} P_{u,i}\,S_i$ at every pixel $u$.
+
+    With `transpose` it adds $\sum_{u : i \in \Omega_u} P_{u,i}\,S_u$ at every pixel $i$
+    instead (the adjoint: how $dV$ and $dK$ collect from the pixels that looked at $i$).
+
+    Args:
+        out, src: (X, H, W) in any memory layout (strided views are fine).
+        p_col: (W, H, G), entry [w, h, g] the weight of pixel (g, w) for pixel (h, w).
+        p_row: (H, W, V), entry [h, w, v] the weight of pixel (h, v) for pixel (h, w).
+            Both in `src`'s dtype.
+    """
+    X, H, W = src.shape
+    if transpose:
+        p_col, p_row = p_col.transpose(-1, -2), p_row.transpose(-1, -2)
+    line = X * src.element_size()
+    out_rows, src_rows = _as_rows(out), _as_rows(src)  # (H, W, X)
+    for sl in _blocks(H, W * line):  # (h, W, V) @ (h, V, X)
+        _add_product(out_rows[sl], p_row[sl], _matrices(src_rows[sl]), rows=True)
+    out_cols, src_cols = _as_cols(out), _as_cols(src)  # (W, H, X)
+    for sl in _blocks(W, H * line):  # (w, H, G) @ (w, G, X)
+        _add_product(out_cols[sl], p_col[sl], _matrices(src_cols[sl]), rows=False)
+
+
+def _cross_scores(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    r"""$a_u^\top b_i$ on the column (W, H, G) and on the row (H, W, V) of every pixel.
+
+    `a`, `b`: one image (X, H, W). Products with a C-channel tensor go block by block.
+    """
+    X, H, W = a.shape
+    s_col = a.new_empty((W, H, H))
+    s_row = a.new_empty((H, W, W))
+    line = X * a.element_size()
+    a_rows, b_rows = _as_rows(a), _as_rows(b)  # (H, W, X)
+    for sl in _blocks(H, W * line):
+        torch.matmul(_matrices(a_rows[sl]), b_rows[sl].transpose(-1, -2), out=s_row[sl])
+    a_cols, b_cols = _as_cols(a), _as_cols(b)  # (W, H, X)
+    for sl in _blocks(W, H * line):
+        b_blk = _matrices(b_cols[sl]).transpose(-1, -2)
+        torch.matmul(_matrices(a_cols[sl]), b_blk, out=s_col[sl])
+    return s_col, s_row
+
+
+def _value_side(dy: Tensor, v: Tensor, p_col: Tensor, p_row: Tensor, dv: Tensor | None
+                ) -> tuple[Tensor, Tensor]:
+    r"""For one image: $dA'_{i,u} = dY_u^\top V_i$ (column (W, H, G), row (H, W, V)), and
+    `dv` += $\sum_u A_{i,u}\,dY_u$ when `dv` is given.
+
+    The two share every block of dY, read (or copied, see `_matrices`) once for both.
+    """
+    _, H, W = dy.shape
+    da_col, da_row = dy.new_empty((W, H, H)), dy.new_empty((H, W, W))
+    for views, p, da, n, rows in (
+        (_as_rows, p_row, da_row, H, True),  # (H, W, X): rows
+        (_as_cols, p_col, da_col, W, False),  # (W, H, X): columns
+    ):
+        dy_l, v_l = views(dy), views(v)
+        dv_l = None if dv is None else views(dv)
+        for sl in _blocks(n, dy.numel() // n * dy.element_size()):
+            g = _matrices(dy_l[sl])  # (n', L, X)
+            torch.matmul(g, _matrices(v_l[sl]).transpose(-1, -2), out=da[sl])
+            if dv_l is not None:  # (n', L, L)^T @ (n', L, X)
+                _add_product(dv_l[sl], p[sl].transpose(-1, -2), g, rows=rows)
+    return da_col, da_row
+
+
+def _probabilities(q: Tensor, k: Tensor, lse: Tensor | None = None
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """Softmax weights of one image, column (W, H, H) and row (H, W, W), and lse (H, W).
+
+    `q`, `k`: (C', H, W) in the statistics dtype. With `lse` given (backward) the
+    weights are rebuilt from it instead of normalised.
+    """
+    s_col, s_row = _cross_scores(q, k)
     # the centre is already in the column: drop it from the row, in place
-    s_row.masked_fill_(_centre(q_rows.shape[2], q_rows.device), float("-inf"))
+    s_row.masked_fill_(_centre(q.shape[-1], q.device), float("-inf"))
     if lse is None:
-        m = torch.maximum(_pix(s_col.amax(-1)), s_row.amax(-1))  # (B, H, W)
-        s_col.sub_(_col(m)).exp_()
+        m = torch.maximum(s_col.amax(-1).t(), s_row.amax(-1))  # (H, W)
+        s_col.sub_(m.t().unsqueeze(-1)).exp_()
         s_row.sub_(m.unsqueeze(-1)).exp_()
-        z = _pix(s_col.sum(-1)) + s_row.sum(-1)  # (B, H, W)
-        s_col.div_(_col(z))
+        z = s_col.sum(-1).t() + s_row.sum(-1)  # (H, W)
+        s_col.div_(z.t().unsqueeze(-1))
         s_row.div_(z.unsqueeze(-1))
         # $\ell_u = m_u + \log \sum_i \exp(Q_u^\top K_i - m_u)$
-        lse = m + z.log()  # (B, H, W)
+        lse = m + z.log()  # (H, W)
     else:
         # $A_{i,u} = \exp(Q_u^\top K_i - \ell_u)$
-        s_col.sub_(_col(lse)).exp_()
+        s_col.sub_(lse.t().unsqueeze(-1)).exp_()
         s_row.sub_(lse.unsqueeze(-1)).exp_()
     return s_col, s_row, lse
 
 
-def _forward(q_rows, k_rows, v_rows, gamma, dtype, stat) -> tuple[Tensor, Tensor]:
-    """(gamma *) attention as rows (B, H, W, C) in `dtype`, and lse (B, H, W)."""
-    p_col, p_row, lse = _probabilities(q_rows.to(stat), k_rows.to(stat))
-    if gamma is not None:  # $\gamma \sum_i A_{i,u} V_i = \sum_i (\gamma A_{i,u}) V_i$
-        p_col, p_row = p_col.mul_(gamma.to(stat)), p_row.mul_(gamma.to(stat))
-    return _weighted_sum(p_col.to(dtype), p_row.to(dtype), v_rows), lse
+def _forward(query: Tensor, key: Tensor, value: Tensor, gamma: Tensor | None,
+             residual: Tensor | None, dtype: torch.dtype, stat: torch.dtype
+             ) -> tuple[Tensor, Tensor]:
+    """(residual +) (gamma *) attention (B, C, H, W), and lse (B, H, W) in `stat`.
+
+    The result has the residual's memory format (the value's without a residual), and
+    the dtype `dtype` promoted with the residual's.
+    """
+    B, _, H, W = value.shape
+    if residual is None:
+        out = torch.zeros_like(value, dtype=dtype)  # (B, C, H, W)
+    else:
+        out = residual.to(torch.promote_types(residual.dtype, dtype), copy=True)
+    lse = torch.empty((B, H, W), dtype=stat, device=value.device)
+    for b in range(B):
+        p_col, p_row, lse[b] = _probabilities(query[b].to(stat), key[b].to(stat))
+        if gamma is not None:  # $\gamma \sum_i A_{i,u} V_i = \sum_i (\gamma A_{i,u}) V_i$
+            p_col, p_row = p_col.mul_(gamma.to(stat)), p_row.mul_(gamma.to(stat))
+        _cross_matmul(out[b], p_col.to(dtype), p_row.to(dtype), value[b].to(dtype))
+    return out, lse
 
 
 def lean_forward(
@@ -134,89 +209,177 @@ def lean_forward(
     dtype: torch.dtype,
     stat: torch.dtype,
     gamma: Tensor | None = None,
+    residual: Tensor | None = None,
 ) -> Tensor:
-    """(gamma *) criss-cross attention (B, C, H, W) in `dtype`, as plain tensor code.
+    """(residual +) (gamma *) criss-cross attention (B, C, H, W), as plain tensor code.
 
-    No autograd.Function, so it serves inference, ONNX export and torch.compile.
-    Autocast must be off (the dtypes are explicit). The result is a channels-last view.
+    No autograd.Function, so it serves inference and torch.compile. Autocast must be
+    off (the dtypes are explicit). The result has the residual's (else the value's)
+    memory format.
     """
-    out, _ = _forward(_rows(query), _rows(key), _rows(value.to(dtype)), gamma, dtype, stat)
-    return out.permute(0, 3, 1, 2)  # (B, C, H, W)
+    return _forward(query, key, value, gamma, residual, dtype, stat)[0]
+
+
+def _backward(grad_out: Tensor, query: Tensor, key: Tensor, value: Tensor, lse: Tensor,
+              gamma: Tensor | None, dq: Tensor | None, dk: Tensor | None,
+              dv: Tensor | None, dtype: torch.dtype, stat: torch.dtype) -> Tensor:
+    r"""Add dQ, dK, dV into the zero buffers `dq`, `dk`, `dv` (None: not needed), return dgamma.
+
+    `dv` holds $\sum_u A_{i,u}\,dY_u$ without the factor gamma: the caller scales it.
+    """
+    g = torch.ones((), dtype=stat, device=lse.device) if gamma is None else gamma.to(stat)
+    dg = torch.zeros((), dtype=stat, device=lse.device)
+    for b in range(value.shape[0]):
+        q, k = query[b].to(stat), key[b].to(stat)  # (C', H, W)
+        p_col, p_row, _ = _probabilities(q, k, lse[b])  # (W, H, H), (H, W, W)
+        dy, v = grad_out[b].to(dtype), value[b].to(dtype)  # (C, H, W)
+        # $dA'_{i,u} = dY_u^\top V_i$ (so $dA = \gamma\,dA'$), and
+        # $dV_i = \gamma \sum_u A_{i,u}\,dY_u$ (gamma applied by the caller)
+        da_col, da_row = _value_side(dy, v, p_col.to(dtype), p_row.to(dtype),
+                                     None if dv is None else dv[b])
+        del dy, v
+        da_col, da_row = da_col.to(stat), da_row.to(stat)
+        # $\delta'_u = \sum_i A_{i,u} dA'_{i,u} = dY_u^\top O_u$
+        delta = (p_col * da_col).sum(-1).t() + (p_row * da_row).sum(-1)  # (H, W)
+        dg += delta.sum()  # $\partial L / \partial \gamma = \sum_u dY_u^\top O_u$
+        if dq is not None or dk is not None:
+            # $dS = A \odot (dA - \delta) = \gamma A \odot (dA' - \delta')$
+            ds_col = da_col.sub_(delta.t().unsqueeze(-1)).mul_(p_col).mul_(g)
+            ds_row = da_row.sub_(delta.unsqueeze(-1)).mul_(p_row).mul_(g)
+            if dq is not None:  # $dQ_u = \sum_i dS_{i,u} K_i$
+                _cross_matmul(dq[b], ds_col.to(dq.dtype), ds_row.to(dq.dtype), k.to(dq.dtype))
+            if dk is not None:  # $dK_i = \sum_u dS_{i,u} Q_u$
+                _cross_matmul(dk[b], ds_col.to(dk.dtype), ds_row.to(dk.dtype), q.to(dk.dtype),
+                              transpose=True)
+    return dg
 
 
 class LeanCrissCrossAttention(torch.autograd.Function):
-    """autograd.Function saving q, k, v (channels-last) and the per-pixel log-sum-exp."""
+    """autograd.Function saving q, k, v as given and the per-pixel log-sum-exp."""
 
     @staticmethod
-    def forward(ctx, query, key, value, gamma, dtype, stat):
-        q_rows, k_rows, v_rows = _rows(query), _rows(key), _rows(value.to(dtype))
-        out, lse = _forward(q_rows, k_rows, v_rows, gamma, dtype, stat)
-        ctx.save_for_backward(q_rows, k_rows, v_rows, lse, gamma)
-        ctx.dtypes = (dtype, stat, query.dtype, key.dtype, value.dtype)
-        return out.permute(0, 3, 1, 2)  # (B, C, H, W)
+    def forward(ctx, query, key, value, gamma, residual, dtype, stat):
+        out, lse = _forward(query, key, value, gamma, residual, dtype, stat)
+        ctx.save_for_backward(query, key, value, lse, gamma)
+        ctx.dtypes = (dtype, stat, None if residual is None else residual.dtype)
+        return out  # (B, C, H, W)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        q_rows, k_rows, v_rows, lse, gamma = ctx.saved_tensors
-        dtype, stat, q_dtype, k_dtype, v_dtype = ctx.dtypes
-        need_q, need_k, need_v, need_g = ctx.needs_input_grad[:4]
-        dq = dk = dv = dg = None
+        query, key, value, lse, gamma = ctx.saved_tensors
+        dtype, stat, residual_dtype = ctx.dtypes
+        need_q, need_k, need_v, need_g, need_r = ctx.needs_input_grad[:5]
         with _no_autocast(grad_out.device.type):
-            q_rows, k_rows = q_rows.to(stat), k_rows.to(stat)
-            p_col, p_row, _ = _probabilities(q_rows, k_rows, lse)
-            g = torch.ones((), dtype=stat, device=lse.device) if gamma is None else gamma
-            g = g.to(stat)
-            # dY of the output (B, H, W, C); dO = gamma dY
-            g_rows = _rows(grad_out.to(dtype))
-            # $dA'_{i,u} = dY_u^\top V_i$ (so $dA = \gamma dA'$) and $dV = \gamma A^\top dY$
-            da_row = g_rows @ v_rows.transpose(-1, -2)  # (B, H, W, W)
-            da_col = torch.empty_like(p_col, dtype=da_row.dtype)  # (W, B, H, H)
-            if need_v:
-                a_col, a_row = (p_col * g).to(dtype), (p_row * g).to(dtype)
-                dv = a_row.transpose(-1, -2) @ g_rows  # (B, H, V, C)
-            for sl in _blocks(g_rows):
-                g_cols = _cols(g_rows, sl)  # (w, B, H, C)
-                torch.matmul(g_cols, _cols(v_rows, sl).transpose(-1, -2), out=da_col[sl])
-                if need_v:  # (w, B, G, C) -> (B, G, w, C)
-                    dv[:, :, sl] += (a_col[sl].transpose(-1, -2) @ g_cols).permute(1, 2, 0, 3)
-            del g_rows
-            da_col, da_row = da_col.to(stat), da_row.to(stat)
-            # $\delta'_u = \sum_i A_{i,u} dA'_{i,u} = dY_u^\top O_u$
-            delta = _pix((p_col * da_col).sum(-1)) + (p_row * da_row).sum(-1)  # (B, H, W)
-            if need_g:
-                dg = delta.sum().reshape(1).to(gamma.dtype)  # $\sum_u dY_u^\top O_u$
-            if need_q or need_k:
-                # $dS = A \odot (dA - \delta) = \gamma A \odot (dA' - \delta')$, over dA'
-                ds_col = da_col.sub_(_col(delta)).mul_(p_col).mul_(g)
-                ds_row = da_row.sub_(delta.unsqueeze(-1)).mul_(p_row).mul_(g)
-                if need_q:  # $dQ_u = \sum_i dS_{i,u} K_i$
-                    dq = _weighted_sum(ds_col, ds_row, k_rows).permute(0, 3, 1, 2).to(q_dtype)
-                if need_k:  # $dK_i = \sum_u dS_{i,u} Q_u$
-                    dk = _spread(ds_col, ds_row, q_rows).permute(0, 3, 1, 2).to(k_dtype)
-            if dv is not None:
-                dv = dv.permute(0, 3, 1, 2).to(v_dtype)
-        return dq, dk, dv, dg, None, None
+            # q, k gradients accumulate in the statistics dtype, v's in the compute dtype
+            dq = torch.zeros_like(query, dtype=stat) if need_q else None
+            dk = torch.zeros_like(key, dtype=stat) if need_k else None
+            dv = torch.zeros_like(value, dtype=dtype) if need_v else None
+            dg = _backward(grad_out, query, key, value, lse, gamma, dq, dk, dv, dtype, stat)
+            if need_v and gamma is not None:
+                dv = dv.mul_(gamma.to(dtype))
+        return (
+            dq.to(query.dtype) if need_q else None,
+            dk.to(key.dtype) if need_k else None,
+            dv.to(value.dtype) if need_v else None,
+            dg.reshape(1).to(gamma.dtype) if need_g else None,
+            grad_out.to(residual_dtype) if need_r else None,
+            None,
+            None,
+        )
+
+
+def _split(qkv: Tensor, c_qk: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Channel slices q (C'), k (C'), v (the rest) of a stacked (B, 2C' + C, H, W) tensor."""
+    return qkv[:, :c_qk], qkv[:, c_qk:2 * c_qk], qkv[:, 2 * c_qk:]
+
+
+class LeanPackedCrissCrossAttention(torch.autograd.Function):
+    """The same attention on q, k, v stacked in one tensor (see `seglib._qkv_projection`).
+
+    Reads q, k, v as channel slices in place and returns their gradient as one tensor
+    of the stacked shape and layout, so the projection needs no concatenation.
+    """
+
+    @staticmethod
+    def forward(ctx, qkv, c_qk, gamma, residual, dtype, stat):
+        out, lse = _forward(*_split(qkv, c_qk), gamma, residual, dtype, stat)
+        ctx.save_for_backward(qkv, lse, gamma)
+        ctx.c_qk, ctx.dtypes = c_qk, (dtype, stat, None if residual is None else residual.dtype)
+        return out  # (B, C, H, W)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        qkv, lse, gamma = ctx.saved_tensors
+        dtype, stat, residual_dtype = ctx.dtypes
+        need_qkv, _, need_g, need_r = ctx.needs_input_grad[:4]
+        dqkv = None
+        with _no_autocast(grad_out.device.type):
+            # one buffer in qkv's layout (statistics dtype: exact sums for half inputs)
+            buffers = (None, None, None)
+            if need_qkv:
+                dqkv = torch.zeros_like(qkv, dtype=stat)  # (B, 2C'+C, H, W)
+                buffers = _split(dqkv, ctx.c_qk)
+            dg = _backward(grad_out, *_split(qkv, ctx.c_qk), lse, gamma, *buffers, dtype, stat)
+            if need_qkv:
+                if gamma is not None:
+                    buffers[2].mul_(gamma.to(stat))
+                dqkv = dqkv.to(qkv.dtype)
+        return (
+            dqkv,
+            None,
+            dg.reshape(1).to(gamma.dtype) if need_g else None,
+            grad_out.to(residual_dtype) if need_r else None,
+            None,
+            None,
+        )
 
 
 def lean_criss_cross_attention(
-    query: Tensor, key: Tensor, value: Tensor, gamma: Tensor | None = None
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    gamma: Tensor | None = None,
+    residual: Tensor | None = None,
 ) -> Tensor:
-    """(gamma *) criss-cross attention through `LeanCrissCrossAttention` when needed.
+    """`residual + gamma * CCA(q, k, v)` through `LeanCrissCrossAttention` when needed.
 
-    Without a gradient to compute (inference, `torch.no_grad`) it runs the same
-    forward maths, `lean_forward`, as plain tensor code. During ONNX export or
-    `torch.export` (which cannot trace an autograd.Function, and would bake the
-    column-block loop into the graph for one size) it takes the plain einsum path of
-    `seglib.attention`, the same maths again. `gamma` is the module's (1,) gate or None.
+    `gamma` is the module's (1,) gate and `residual` its input; either may be None
+    (then no gate, no residual). Without a gradient to compute (inference,
+    `torch.no_grad`) it runs the same forward maths, `lean_forward`, as plain tensor
+    code. During ONNX export or `torch.export` (which cannot trace an
+    autograd.Function, and would bake the per-image and per-block loops into the
+    graph for one size) it takes the plain einsum path of `seglib.attention`, the
+    same maths again.
     """
     if torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
         out = _plain_attention(query, key, value)
-        return out if gamma is None else gamma * out
+        out = out if gamma is None else gamma * out
+        return out if residual is None else residual + out
     dtype, stat = _dtypes(query, key, value)
-    tensors = (query, key, value) if gamma is None else (query, key, value, gamma)
+    tensors = [t for t in (query, key, value, gamma, residual) if t is not None]
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     with _no_autocast(value.device.type):
         if needs_grad:
-            return LeanCrissCrossAttention.apply(query, key, value, gamma, dtype, stat)
-        return lean_forward(query, key, value, dtype, stat, gamma)
+            return LeanCrissCrossAttention.apply(query, key, value, gamma, residual, dtype,
+                                                 stat)
+        return lean_forward(query, key, value, dtype, stat, gamma, residual)
+
+
+def lean_packed_criss_cross_attention(
+    qkv: Tensor, c_qk: int, gamma: Tensor | None = None, residual: Tensor | None = None
+) -> Tensor:
+    """`lean_criss_cross_attention` on q, k, v stacked along channels in one tensor.
+
+    `qkv` is (B, 2C' + C, H, W) (as `seglib._qkv_projection.project_qkv` returns it),
+    `c_qk` is C'. Used by `CrissCrossAttention`'s lean path during training.
+    """
+    q, k, v = _split(qkv, c_qk)
+    dtype, stat = _dtypes(q, k, v)
+    tensors = [t for t in (qkv, gamma, residual) if t is not None]
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    with _no_autocast(qkv.device.type):
+        if needs_grad:
+            return LeanPackedCrissCrossAttention.apply(qkv, c_qk, gamma, residual, dtype, stat)
+        return lean_forward(q, k, v, dtype, stat, gamma, residual)

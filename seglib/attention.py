@@ -263,9 +263,11 @@ class CrissCrossAttention(nn.Module):
     from a 1x1 convolution to $C$ channels. $\gamma$ starts at zero, so a freshly built
     block is the identity and the network learns how much context to mix in.
 
-    With `lean = True` (default) training uses the memory-lean autograd Function of
-    `seglib._cca_autograd` (stores $Q, K, V$ and one log-sum-exp per pixel, folds
-    $\gamma$ in, runs channels-last internally).
+    With `lean = True` (default) training uses two autograd Functions: the three
+    projections as one channels-last convolution that keeps only $X$
+    (`seglib._qkv_projection`), and the memory-lean attention of
+    `seglib._cca_autograd`, which keeps $Q, K, V$ and one log-sum-exp per pixel and
+    folds $\gamma$ and the residual in.
     Without gradients (`torch.no_grad`, eval) the same forward runs as plain tensor
     code, and under ONNX export / `torch.export` the plain einsum path is used: an
     autograd.Function cannot be exported, and the forward maths is identical.
@@ -315,22 +317,22 @@ class CrissCrossAttention(nn.Module):
         self._check(x)
         B, C, H, W = x.shape
         fmt = _memory_format(x)
-        if self.lean:
-            from seglib._cca_autograd import lean_criss_cross_attention
+        exporting = torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+        if self.lean and not exporting:
+            from seglib._cca_autograd import lean_packed_criss_cross_attention
+            from seglib._qkv_projection import project_qkv
 
-            # channels-last: each 1x1 conv is one GEMM over pixels (no oneDNN reorders)
-            # and q, k, v arrive in the (B, H, W, C) row layout the lean kernel uses
-            xc = x.contiguous(memory_format=torch.channels_last)
-            q, k, v = self.query_conv(xc), self.key_conv(xc), self.value_conv(xc)
-            # gamma is folded into the lean Function, so CCA(x) is not stored for it.
-            # `x` first: an elementwise op writes in its first operand's layout, so the
-            # sum lands in the input's memory format with no extra copy.
-            out = x + lean_criss_cross_attention(q, k, v, self.gamma)  # (B, C, H, W)
+            # q, k, v as one channels-last conv (saves only x, which the caller holds);
+            # gamma and the residual are folded into the lean Function, so neither
+            # CCA(x) nor a second (B, C, H, W) buffer for the sum is stored
+            qkv = project_qkv(x, self.query_conv, self.key_conv, self.value_conv)
+            c_qk = self.query_conv.out_channels
+            out = lean_packed_criss_cross_attention(qkv, c_qk, self.gamma, residual=x)
         else:
             q = self.query_conv(x)  # (B, C', H, W)
             k = self.key_conv(x)  # (B, C', H, W)
             v = self.value_conv(x)  # (B, C, H, W)
-            out = criss_cross_attention(q, k, v, lean=False)  # (B, C, H, W)
+            out = _plain_attention(q, k, v)  # (B, C, H, W)
             # $H' = \gamma \cdot \mathrm{CCA}(H) + H$
             out = x + self.gamma * out  # (B, C, H, W)
         # a no-op when the sum already has the input's format (the usual case)

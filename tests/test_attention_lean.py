@@ -55,32 +55,31 @@ def test_lean_saves_only_qkv_and_lse():
     q, k, v = qkv(B, H, W, dtype=torch.float32)
     out, saved = _saved(lambda *a: criss_cross_attention(*a, lean=True), q, k, v)
     assert out.grad_fn.name().startswith("LeanCrissCrossAttention")
-    # q, k, v (kept channels-last) and one float32 log-sum-exp per pixel, nothing else
-    shapes = sorted(tuple(t.shape) for t in saved)
-    expected = [(B, H, W), (B, H, W, 2), (B, H, W, 2), (B, H, W, 3)]
-    assert shapes == expected
-    by_shape = {tuple(t.shape): t for t in saved}
-    torch.testing.assert_close(by_shape[(B, H, W, 3)], v.detach().permute(0, 2, 3, 1))
-    assert by_shape[(B, H, W)].dtype == torch.float32
+    # q, k, v themselves (no copies) and one float32 log-sum-exp per pixel, nothing else
+    inputs = {t.untyped_storage().data_ptr() for t in (q, k, v)}
+    others = [t for t in saved if t.untyped_storage().data_ptr() not in inputs]
+    assert len(saved) == 4 and len(others) == 1
+    assert others[0].shape == (B, H, W) and others[0].dtype == torch.float32
 
 
 def test_lean_module_saves_less_than_plain():
     torch.manual_seed(1)
     net = CrissCrossAttention(16, reduction=4)
-    # channels-last input: the lean module then runs its convs on X itself, no copy
-    X = torch.randn(2, 16, 9, 8).contiguous(memory_format=torch.channels_last)
-    X.requires_grad_()
-    nbytes = {}
-    for lean in (True, False):
-        net.lean = lean
-        _, saved = _saved(net, X)
-        skip = {p.untyped_storage().data_ptr() for p in net.parameters()}
-        skip.add(X.untyped_storage().data_ptr())
-        nbytes[lean] = sum(t.untyped_storage().nbytes() for t in saved
-                           if t.untyped_storage().data_ptr() not in skip)
-    # lean: q, k, v and lse only (gamma is folded in, so CCA(x) is not kept for it)
-    assert nbytes[True] == 4 * 2 * 9 * 8 * (4 + 4 + 16 + 1)
-    assert nbytes[True] < nbytes[False]
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        X = torch.randn(2, 16, 9, 8).contiguous(memory_format=fmt).requires_grad_()
+        nbytes = {}
+        for lean in (True, False):
+            net.lean = lean
+            _, saved = _saved(net, X)
+            skip = {p.untyped_storage().data_ptr() for p in net.parameters()}
+            skip.add(X.untyped_storage().data_ptr())
+            nbytes[lean] = sum(t.untyped_storage().nbytes() for t in saved
+                               if t.untyped_storage().data_ptr() not in skip)
+        # lean, in either layout: q, k, v and lse (no copy of X for the convs; gamma and
+        # the residual are folded in, so CCA(X) is not kept for them), and the three
+        # conv weights stacked into one (24, 16, 1, 1) matrix
+        assert nbytes[True] == 4 * 2 * 9 * 8 * (4 + 4 + 16 + 1) + 4 * 24 * 16
+        assert nbytes[True] < nbytes[False]
 
 
 def test_no_grad_uses_same_forward_without_function():
@@ -100,18 +99,25 @@ def test_lean_and_plain_grads_agree_under_bf16_autocast():
     with torch.no_grad():
         net.gamma.fill_(1.0)
     X = torch.randn(2, 16, 7, 9)
-    grads = []
-    for lean in (True, False):
+
+    def flat_grads(lean, autocast, dtype=torch.float32):
         net.lean = lean
         net.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            Y = net(X)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            Y = net.to(dtype)(X.to(dtype))
         Y.float().square().mean().backward()
-        grads.append([p.grad.clone() for p in net.parameters()])
-    for a, b in zip(*grads):
-        assert torch.isfinite(a).all()
-        # both paths round the same bf16 products; only accumulation order differs
-        torch.testing.assert_close(a, b, atol=2e-2 * b.abs().max().item(), rtol=0)
+        return torch.cat([p.grad.double().flatten() for p in net.parameters()])
+
+    ref = flat_grads(False, False, torch.float64)  # no rounding to speak of
+    lean, plain = flat_grads(True, True), flat_grads(False, True)
+    net.float()
+    assert torch.isfinite(lean).all()
+    # both paths round the same bf16 convs and products, so the lean path must be as
+    # close to the float64 gradient as the plain one (measured on the whole gradient:
+    # the key bias's true gradient is 0, its bf16 value is rounding noise only)
+    err_lean, err_plain = (lean - ref).abs().max(), (plain - ref).abs().max()
+    assert err_lean <= 2 * err_plain + 1e-3 * ref.abs().max()
+    assert err_plain < 5e-2 * ref.abs().max()  # and bf16 is a fair approximation at all
 
 
 # bf16 and fp16 matmul/conv on CPU exist in torch >= 2.1; skip (with the reason) if not.
@@ -261,25 +267,36 @@ def test_function_is_exposed():
     assert issubclass(LeanCrissCrossAttention, torch.autograd.Function)
 
 
-def test_column_blocks_give_the_same_result(monkeypatch):
-    """Large maps run the column branch in blocks; force blocks on a small map."""
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_blocks_layouts_and_residual_give_the_same_result(monkeypatch, fmt):
+    """Large maps run every C-channel product in blocks of rows and of columns, reading
+    q, k, v and dY in the layout they come in; force one-line blocks on a small map."""
     import seglib._cca_autograd as lean
 
     torch.manual_seed(8)
-    q, k, v = qkv(2, 6, 11, c=3, C=4)
+    q, k, v = (t.detach().contiguous(memory_format=fmt).requires_grad_()
+               for t in qkv(2, 6, 11, c=3, C=4))
     gamma = torch.tensor([0.7], dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 4, 6, 11, dtype=torch.float64).contiguous(memory_format=fmt)
+    x.requires_grad_()
     grad = torch.randn(2, 4, 6, 11, dtype=torch.float64)
 
     def run():
-        out = lean.lean_criss_cross_attention(q, k, v, gamma)
-        return (out, *torch.autograd.grad(out, (q, k, v, gamma), grad))
+        out = lean.lean_criss_cross_attention(q, k, v, gamma, residual=x)
+        assert out.is_contiguous(memory_format=fmt)  # the residual's layout
+        return (out, *torch.autograd.grad(out, (q, k, v, gamma, x), grad))
 
     ref = run()
-    monkeypatch.setattr(lean, "BLOCK_BYTES", 1)  # -> MAX_BLOCKS blocks of columns
-    assert len(lean._blocks(v.permute(0, 2, 3, 1))) == lean.MAX_BLOCKS
+    monkeypatch.setattr(lean, "BLOCK_BYTES", 1)  # -> one row / one column per block
+    assert lean._blocks(11, 4 * 6 * 8) == [slice(i, i + 1) for i in range(11)]
     for a, b in zip(run(), ref):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
     plain = 0.7 * criss_cross_attention(q, k, v, lean=False)
-    torch.testing.assert_close(ref[0], plain, atol=1e-12, rtol=0)
-    # d/dgamma of <grad, gamma * CCA> is <grad, CCA>
+    torch.testing.assert_close(ref[0], x + plain, atol=1e-12, rtol=0)
+    # d/dgamma of <grad, x + gamma * CCA> is <grad, CCA>; d/dx is grad itself
     torch.testing.assert_close(ref[4], (grad * plain / 0.7).sum().reshape(1))
+    torch.testing.assert_close(ref[5], grad, atol=0, rtol=0)
+    # and q, k, v gradients equal those of the plain autograd path
+    plain_grads = torch.autograd.grad(x + plain, (q, k, v), grad)
+    for a, b in zip(ref[1:4], plain_grads):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
