@@ -36,6 +36,21 @@ def test_gradcheck_float64(H, W, one_thread):
     assert torch.autograd.gradcheck(f, (q, k, v), eps=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("H,W", [(5, 7), (1, 9), (13, 4)])
+def test_gradcheck_packed_with_gamma_and_residual(H, W, one_thread):
+    """The module's Function: q, k, v as channel slices of one channels-last tensor,
+    gamma and the residual folded in; every input's gradient checked numerically."""
+    from seglib._cca_autograd import lean_packed_criss_cross_attention
+
+    torch.manual_seed(0)
+    qkv = torch.randn(1, 2 + 2 + 3, H, W, dtype=torch.float64)
+    qkv = qkv.contiguous(memory_format=torch.channels_last).requires_grad_()
+    gamma = torch.tensor([0.8], dtype=torch.float64, requires_grad=True)
+    x = torch.randn(1, 3, H, W, dtype=torch.float64, requires_grad=True)
+    f = lambda t, g, r: lean_packed_criss_cross_attention(t, 2, g, residual=r)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (qkv, gamma, x), eps=1e-6, atol=1e-8)
+
+
 def _saved(fn, *args):
     """Unique storages saved for backward while running fn(*args)."""
     saved = {}
