@@ -24,8 +24,9 @@ second $(B, C, H, W)$ buffer for the sum is ever alive. $\partial L / \partial \
 \sum_u dY_u^\top O_u$ is the sum of the $\delta_u$ computed anyway (with $dY$ in place
 of $dO$), and $\partial L / \partial X = dY$.
 
-What stays small, and why: the work runs one image at a time (so the attention maps
-and their gradients exist for one image only), and every product with a
+What stays small, and why: the work runs a block of images at a time (one image for
+large maps, the whole batch for small ones), so the attention maps and their
+gradients exist for that block only, and every product with a
 $C$-channel tensor runs on a block of rows or of columns (at most `BLOCK_BYTES`),
 reading $V$ and $dY$ through strided views in whatever layout they come
 (channels-first or channels-last) and adding into the output in place. No full-size
@@ -49,23 +50,40 @@ __all__ = [
     "lean_forward",
 ]
 
-BLOCK_BYTES = 4 * 2**20  # a C-channel block (rows or columns of one image) is ~4 MB at most
+BLOCK_BYTES = 4 * 2**20  # a C-channel block (images, then rows or columns) is ~4 MB at most
 
 
-def _blocks(n: int, bytes_per_line: int) -> list[slice]:
-    """Slices of `n` lines (rows or columns), each block at most BLOCK_BYTES (>= 1 line)."""
-    step = max(1, BLOCK_BYTES // max(bytes_per_line, 1))
+def _blocks(n: int, bytes_per_item: int) -> list[slice]:
+    """Slices of `n` items (images, rows or columns), each block at most BLOCK_BYTES
+    (and at least one item)."""
+    step = max(1, BLOCK_BYTES // max(bytes_per_item, 1))
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
+def _image_blocks(t: Tensor) -> list[slice]:
+    """Blocks of the images of a (B, X, H, W) tensor: small maps go all at once, large
+    ones one image at a time (so that attention maps exist for few images at once)."""
+    return _blocks(t.shape[0], t[0].numel() * t.element_size())
+
+
+def _line_blocks(t: Tensor) -> list[slice]:
+    """Blocks of the lines (dim -3) of a rows or columns view (n, L, M, X)."""
+    return _blocks(t.shape[-3], t.numel() // max(t.shape[-3], 1) * t.element_size())
+
+
 def _as_rows(t: Tensor) -> Tensor:
-    """One image (X, H, W) -> strided view (H, W, X): row h is the matrix (W, X)."""
-    return t.permute(1, 2, 0)
+    """(n, X, H, W) -> strided view (n, H, W, X): row h of an image is the matrix (W, X)."""
+    return t.permute(0, 2, 3, 1)
 
 
 def _as_cols(t: Tensor) -> Tensor:
-    """One image (X, H, W) -> strided view (W, H, X): column w is the matrix (H, X)."""
-    return t.permute(2, 1, 0)
+    """(n, X, H, W) -> strided view (n, W, H, X): column w is the matrix (H, X)."""
+    return t.permute(0, 3, 2, 1)
+
+
+def _lines(t: Tensor, sl: slice) -> Tensor:
+    """Lines `sl` (rows of a rows view, columns of a columns view) of (n, L, M, X)."""
+    return t[:, sl]
 
 
 def _matrices(t: Tensor) -> Tensor:
@@ -79,103 +97,106 @@ def _matrices(t: Tensor) -> Tensor:
 
 
 def _add_product(out: Tensor, a: Tensor, b: Tensor, *, rows: bool) -> None:
-    """`out += a @ b` in place. Row blocks use baddbmm_ (no temporary), column blocks a
-    matmul then an add (baddbmm_ into a strided column view is slower on CPU)."""
-    if rows and out.dtype == a.dtype:
-        out.baddbmm_(a, b)
+    """`out += a @ b` in place, for (n, L, M, X) blocks. Row blocks of one image use
+    baddbmm_ (no temporary); otherwise a matmul then an add (baddbmm_ into a strided
+    column view is slower on CPU, and it takes one batch dimension only)."""
+    if rows and out.dtype == a.dtype and out.shape[0] == 1:
+        out[0].baddbmm_(a[0], b[0])
     else:
         out.add_(a @ b)
 
 
+def _matmul_into(out: Tensor, a: Tensor, b: Tensor) -> None:
+    """`out = a @ b`, written in place when `out` is contiguous (one image's block)."""
+    if out.is_contiguous():
+        torch.matmul(a, b, out=out)
+    else:
+        out.copy_(a @ b)
+
+
 def _cross_matmul(out: Tensor, p_col: Tensor, p_row: Tensor, src: Tensor,
                   transpose: bool = False) -> None:
-    r"""In place, for one image: `out` += $\sum_{i \in \Omega_u} P_{u,i}\,S_i$ at every pixel $u$.
+    r"""In place: `out` += $\sum_{i \in \Omega_u} P_{u,i}\,S_i$ at every pixel $u$.
 
     With `transpose` it adds $\sum_{u : i \in \Omega_u} P_{u,i}\,S_u$ at every pixel $i$
     instead (the adjoint: how $dV$ and $dK$ collect from the pixels that looked at $i$).
 
     Args:
-        out, src: (X, H, W) in any memory layout (strided views are fine).
-        p_col: (W, H, G), entry [w, h, g] the weight of pixel (g, w) for pixel (h, w).
-        p_row: (H, W, V), entry [h, w, v] the weight of pixel (h, v) for pixel (h, w).
+        out, src: (n, X, H, W) in any memory layout (strided views are fine).
+        p_col: (n, W, H, G), entry [., w, h, g] the weight of pixel (g, w) for (h, w).
+        p_row: (n, H, W, V), entry [., h, w, v] the weight of pixel (h, v) for (h, w).
             Both in `src`'s dtype.
     """
-    X, H, W = src.shape
     if transpose:
         p_col, p_row = p_col.transpose(-1, -2), p_row.transpose(-1, -2)
-    line = X * src.element_size()
-    out_rows, src_rows = _as_rows(out), _as_rows(src)  # (H, W, X)
-    for sl in _blocks(H, W * line):  # (h, W, V) @ (h, V, X)
-        _add_product(out_rows[sl], p_row[sl], _matrices(src_rows[sl]), rows=True)
-    out_cols, src_cols = _as_cols(out), _as_cols(src)  # (W, H, X)
-    for sl in _blocks(W, H * line):  # (w, H, G) @ (w, G, X)
-        _add_product(out_cols[sl], p_col[sl], _matrices(src_cols[sl]), rows=False)
+    for views, p, rows in ((_as_rows, p_row, True), (_as_cols, p_col, False)):
+        out_l, src_l = views(out), views(src)  # (n, H, W, X) rows or (n, W, H, X) columns
+        for sl in _line_blocks(src_l):  # (n, l, M, M) @ (n, l, M, X)
+            _add_product(_lines(out_l, sl), _lines(p, sl), _matrices(_lines(src_l, sl)),
+                         rows=rows)
 
 
 def _cross_scores(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    r"""$a_u^\top b_i$ on the column (W, H, G) and on the row (H, W, V) of every pixel.
+    r"""$a_u^\top b_i$ on the column (n, W, H, G) and on the row (n, H, W, V) of every pixel.
 
-    `a`, `b`: one image (X, H, W). Products with a C-channel tensor go block by block.
+    `a`, `b`: (n, X, H, W). Products with a C-channel tensor go block by block.
     """
-    X, H, W = a.shape
-    s_col = a.new_empty((W, H, H))
-    s_row = a.new_empty((H, W, W))
-    line = X * a.element_size()
-    a_rows, b_rows = _as_rows(a), _as_rows(b)  # (H, W, X)
-    for sl in _blocks(H, W * line):
-        torch.matmul(_matrices(a_rows[sl]), b_rows[sl].transpose(-1, -2), out=s_row[sl])
-    a_cols, b_cols = _as_cols(a), _as_cols(b)  # (W, H, X)
-    for sl in _blocks(W, H * line):
-        b_blk = _matrices(b_cols[sl]).transpose(-1, -2)
-        torch.matmul(_matrices(a_cols[sl]), b_blk, out=s_col[sl])
+    n, _, H, W = a.shape
+    s_col, s_row = a.new_empty((n, W, H, H)), a.new_empty((n, H, W, W))
+    for views, s in ((_as_rows, s_row), (_as_cols, s_col)):
+        a_l, b_l = views(a), views(b)
+        for sl in _line_blocks(a_l):
+            b_blk = _matrices(_lines(b_l, sl)).transpose(-1, -2)
+            _matmul_into(_lines(s, sl), _matrices(_lines(a_l, sl)), b_blk)
     return s_col, s_row
 
 
 def _value_side(dy: Tensor, v: Tensor, p_col: Tensor, p_row: Tensor, dv: Tensor | None
                 ) -> tuple[Tensor, Tensor]:
-    r"""For one image: $dA'_{i,u} = dY_u^\top V_i$ (column (W, H, G), row (H, W, V)), and
+    r"""$dA'_{i,u} = dY_u^\top V_i$ (column (n, W, H, G), row (n, H, W, V)), and
     `dv` += $\sum_u A_{i,u}\,dY_u$ when `dv` is given.
 
     The two share every block of dY, read (or copied, see `_matrices`) once for both.
     """
-    _, H, W = dy.shape
-    da_col, da_row = dy.new_empty((W, H, H)), dy.new_empty((H, W, W))
-    for views, p, da, n, rows in (
-        (_as_rows, p_row, da_row, H, True),  # (H, W, X): rows
-        (_as_cols, p_col, da_col, W, False),  # (W, H, X): columns
-    ):
+    n, _, H, W = dy.shape
+    da_col, da_row = dy.new_empty((n, W, H, H)), dy.new_empty((n, H, W, W))
+    for views, p, da, rows in ((_as_rows, p_row, da_row, True), (_as_cols, p_col, da_col, False)):
         dy_l, v_l = views(dy), views(v)
         dv_l = None if dv is None else views(dv)
-        for sl in _blocks(n, dy.numel() // n * dy.element_size()):
-            g = _matrices(dy_l[sl])  # (n', L, X)
-            torch.matmul(g, _matrices(v_l[sl]).transpose(-1, -2), out=da[sl])
-            if dv_l is not None:  # (n', L, L)^T @ (n', L, X)
-                _add_product(dv_l[sl], p[sl].transpose(-1, -2), g, rows=rows)
+        for sl in _line_blocks(dy_l):
+            g = _matrices(_lines(dy_l, sl))  # (n, l, M, X)
+            _matmul_into(_lines(da, sl), g, _matrices(_lines(v_l, sl)).transpose(-1, -2))
+            if dv_l is not None:  # (n, l, M, M)^T @ (n, l, M, X)
+                _add_product(_lines(dv_l, sl), _lines(p, sl).transpose(-1, -2), g, rows=rows)
     return da_col, da_row
 
 
 def _probabilities(q: Tensor, k: Tensor, lse: Tensor | None = None
                    ) -> tuple[Tensor, Tensor, Tensor]:
-    """Softmax weights of one image, column (W, H, H) and row (H, W, W), and lse (H, W).
+    """Softmax weights, column (n, W, H, H) and row (n, H, W, W), and lse (n, H, W).
 
-    `q`, `k`: (C', H, W) in the statistics dtype. With `lse` given (backward) the
+    `q`, `k`: (n, C', H, W) in the statistics dtype. With `lse` given (backward) the
     weights are rebuilt from it instead of normalised.
     """
     s_col, s_row = _cross_scores(q, k)
     # the centre is already in the column: drop it from the row, in place
     s_row.masked_fill_(_centre(q.shape[-1], q.device), float("-inf"))
+
+    def col(t: Tensor) -> Tensor:  # per-pixel (n, H, W) -> column order (n, W, H, 1)
+        return t.transpose(-1, -2).unsqueeze(-1)
+
     if lse is None:
-        m = torch.maximum(s_col.amax(-1).t(), s_row.amax(-1))  # (H, W)
-        s_col.sub_(m.t().unsqueeze(-1)).exp_()
+        m = torch.maximum(s_col.amax(-1).transpose(-1, -2), s_row.amax(-1))  # (n, H, W)
+        s_col.sub_(col(m)).exp_()
         s_row.sub_(m.unsqueeze(-1)).exp_()
-        z = s_col.sum(-1).t() + s_row.sum(-1)  # (H, W)
-        s_col.div_(z.t().unsqueeze(-1))
+        z = s_col.sum(-1).transpose(-1, -2) + s_row.sum(-1)  # (n, H, W)
+        s_col.div_(col(z))
         s_row.div_(z.unsqueeze(-1))
         # $\ell_u = m_u + \log \sum_i \exp(Q_u^\top K_i - m_u)$
-        lse = m + z.log()  # (H, W)
+        lse = m + z.log()  # (n, H, W)
     else:
         # $A_{i,u} = \exp(Q_u^\top K_i - \ell_u)$
-        s_col.sub_(lse.t().unsqueeze(-1)).exp_()
+        s_col.sub_(col(lse)).exp_()
         s_row.sub_(lse.unsqueeze(-1)).exp_()
     return s_col, s_row, lse
 
@@ -194,7 +215,7 @@ def _forward(query: Tensor, key: Tensor, value: Tensor, gamma: Tensor | None,
     else:
         out = residual.to(torch.promote_types(residual.dtype, dtype), copy=True)
     lse = torch.empty((B, H, W), dtype=stat, device=value.device)
-    for b in range(B):
+    for b in _image_blocks(value):
         p_col, p_row, lse[b] = _probabilities(query[b].to(stat), key[b].to(stat))
         if gamma is not None:  # $\gamma \sum_i A_{i,u} V_i = \sum_i (\gamma A_{i,u}) V_i$
             p_col, p_row = p_col.mul_(gamma.to(stat)), p_row.mul_(gamma.to(stat))
@@ -229,22 +250,22 @@ def _backward(grad_out: Tensor, query: Tensor, key: Tensor, value: Tensor, lse: 
     """
     g = torch.ones((), dtype=stat, device=lse.device) if gamma is None else gamma.to(stat)
     dg = torch.zeros((), dtype=stat, device=lse.device)
-    for b in range(value.shape[0]):
-        q, k = query[b].to(stat), key[b].to(stat)  # (C', H, W)
-        p_col, p_row, _ = _probabilities(q, k, lse[b])  # (W, H, H), (H, W, W)
-        dy, v = grad_out[b].to(dtype), value[b].to(dtype)  # (C, H, W)
+    for b in _image_blocks(value):
+        q, k = query[b].to(stat), key[b].to(stat)  # (n, C', H, W)
+        p_col, p_row, _ = _probabilities(q, k, lse[b])  # (n, W, H, H), (n, H, W, W)
+        dy, v = grad_out[b].to(dtype), value[b].to(dtype)  # (n, C, H, W)
         # $dA'_{i,u} = dY_u^\top V_i$ (so $dA = \gamma\,dA'$), and
         # $dV_i = \gamma \sum_u A_{i,u}\,dY_u$ (gamma applied by the caller)
         da_col, da_row = _value_side(dy, v, p_col.to(dtype), p_row.to(dtype),
                                      None if dv is None else dv[b])
         del dy, v
         da_col, da_row = da_col.to(stat), da_row.to(stat)
-        # $\delta'_u = \sum_i A_{i,u} dA'_{i,u} = dY_u^\top O_u$
-        delta = (p_col * da_col).sum(-1).t() + (p_row * da_row).sum(-1)  # (H, W)
+        # $\delta'_u = \sum_i A_{i,u} dA'_{i,u} = dY_u^\top O_u$, (n, H, W)
+        delta = (p_col * da_col).sum(-1).transpose(-1, -2) + (p_row * da_row).sum(-1)
         dg += delta.sum()  # $\partial L / \partial \gamma = \sum_u dY_u^\top O_u$
         if dq is not None or dk is not None:
             # $dS = A \odot (dA - \delta) = \gamma A \odot (dA' - \delta')$
-            ds_col = da_col.sub_(delta.t().unsqueeze(-1)).mul_(p_col).mul_(g)
+            ds_col = da_col.sub_(delta.transpose(-1, -2).unsqueeze(-1)).mul_(p_col).mul_(g)
             ds_row = da_row.sub_(delta.unsqueeze(-1)).mul_(p_row).mul_(g)
             if dq is not None:  # $dQ_u = \sum_i dS_{i,u} K_i$
                 _cross_matmul(dq[b], ds_col.to(dq.dtype), ds_row.to(dq.dtype), k.to(dq.dtype))

@@ -11,13 +11,14 @@ one more $(B, C, H, W)$ tensor alive until backward.
 `QKVProjection` stacks the three weights into one $(2C' + C) \times C$ matrix and runs
 a single channels-last convolution (one GEMM over pixels). It saves only $X$ itself,
 which the caller holds anyway, and in backward re-makes the channels-last copy for
-the weight gradient one image at a time (about 8 ms per image at 97x97x512 on 2
-cores) instead of keeping a copy of the whole batch. The result is one channels-last
-$(B, 2C' + C, H, W)$ tensor whose channel slices are $Q$, $K$, $V$, which
-`seglib._cca_autograd.LeanPackedCrissCrossAttention` reads in place and whose
-gradient it writes as one tensor, so that no concatenation is needed on the way back
-either. The gradient of $X$ is written image by image in $X$'s own layout, so that
-autograd adds it to the residual's gradient without a layout conversion.
+the weight gradient a block of images at a time (one image for large maps: about
+8 ms per image at 97x97x512 on 2 cores) instead of keeping a copy of the whole batch.
+The result is one channels-last $(B, 2C' + C, H, W)$ tensor whose channel slices are
+$Q$, $K$, $V$, which `seglib._cca_autograd.LeanPackedCrissCrossAttention` reads in
+place and whose gradient it writes as one tensor, so that no concatenation is needed
+on the way back either. The gradient of $X$ is written block by block in $X$'s own
+layout, so that autograd adds it to the residual's gradient without a layout
+conversion.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from seglib._cca_autograd import _image_blocks
 from seglib.attention import _no_autocast
 
 __all__ = ["QKVProjection", "project_qkv"]
@@ -68,16 +70,17 @@ class QKVProjection(torch.autograd.Function):
         need_b = need_b and ctx.has_bias
         dtype, n_out = ctx.dtype, weight.shape[0]
         w = weight.to(dtype)
-        # one image at a time: the channels-last copies live for one image only
+        # a block of images at a time (one for large maps): the channels-last copies
+        # live for that block only
         dx = torch.empty_like(x) if need_x else None  # in x's layout
         # summed over images in the parameters' dtype (float32 under autocast)
         dw = torch.zeros_like(weight) if need_w else None
         db = torch.zeros(n_out, dtype=weight.dtype, device=w.device) if need_b else None
         with _no_autocast(grad.device.type):
-            for b in range(x.shape[0]):
-                dy = grad[b:b + 1].to(dtype).contiguous(memory_format=torch.channels_last)
+            for b in _image_blocks(x):
+                dy = grad[b].to(dtype).contiguous(memory_format=torch.channels_last)
                 if need_w or need_b:
-                    xc = x[b:b + 1].to(dtype).contiguous(memory_format=torch.channels_last)
+                    xc = x[b].to(dtype).contiguous(memory_format=torch.channels_last)
                     _, dw_b, db_b = torch.ops.aten.convolution_backward(
                         dy, xc, w, [n_out], [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
                         [False, need_w, need_b],
@@ -88,7 +91,7 @@ class QKVProjection(torch.autograd.Function):
                     if need_b:
                         db += db_b
                 if need_x:  # $dX = W^\top dY$: a 1x1 convolution of dY
-                    dx[b:b + 1] = F.conv2d(dy, w.transpose(0, 1))  # (1, C, H, W)
+                    dx[b] = F.conv2d(dy, w.transpose(0, 1))  # (n, C, H, W)
         return dx, dw, db, None
 
 

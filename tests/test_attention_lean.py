@@ -282,10 +282,13 @@ def test_function_is_exposed():
     assert issubclass(LeanCrissCrossAttention, torch.autograd.Function)
 
 
+@pytest.mark.parametrize("block_bytes", [1, 700, 3000])
 @pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
-def test_blocks_layouts_and_residual_give_the_same_result(monkeypatch, fmt):
-    """Large maps run every C-channel product in blocks of rows and of columns, reading
-    q, k, v and dY in the layout they come in; force one-line blocks on a small map."""
+def test_blocks_layouts_and_residual_give_the_same_result(monkeypatch, fmt, block_bytes):
+    """Large maps run a block of images at a time and every C-channel product in blocks
+    of rows and of columns, reading q, k, v and dY in the layout they come in; force
+    small blocks on a small map (one line of one image; a few rows of one image; one
+    image whole) and compare with the default (both images at once)."""
     import seglib._cca_autograd as lean
 
     torch.manual_seed(8)
@@ -302,8 +305,11 @@ def test_blocks_layouts_and_residual_give_the_same_result(monkeypatch, fmt):
         return (out, *torch.autograd.grad(out, (q, k, v, gamma, x), grad))
 
     ref = run()
-    monkeypatch.setattr(lean, "BLOCK_BYTES", 1)  # -> one row / one column per block
-    assert lean._blocks(11, 4 * 6 * 8) == [slice(i, i + 1) for i in range(11)]
+    assert lean._image_blocks(v) == [slice(0, 2)]
+    monkeypatch.setattr(lean, "BLOCK_BYTES", block_bytes)
+    assert len(lean._image_blocks(v)) == 2  # one image (4 x 6 x 11 doubles) at a time
+    if block_bytes == 1:  # one row / one column per block
+        assert lean._blocks(11, 4 * 6 * 8) == [slice(i, i + 1) for i in range(11)]
     for a, b in zip(run(), ref):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
     plain = 0.7 * criss_cross_attention(q, k, v, lean=False)
