@@ -8,8 +8,8 @@ on ResNet-18 and ResNet-50 backbones, on the device present:
 - CUDA: every case with and without AMP (bf16/fp16 autocast, fp16 with a GradScaler)
   and channels_last; memory = `torch.cuda.max_memory_allocated`.
 - CPU: float32 only, a few iterations (a ResNet-50 CCNet step takes many seconds on two
-  cores); memory = the peak RSS growth of a fresh Python process per case (peak
-  `ru_maxrss` minus the RSS after imports), so that cases do not pollute each other.
+  cores); memory = the peak RSS growth of a fresh Python process per case (peak RSS,
+  VmHWM, minus the RSS after imports), so that cases do not pollute each other.
 
     python benchmarks/throughput.py                 # all cases, writes results/
     python benchmarks/throughput.py --iters 5 --models ccnet --backbones resnet18
@@ -35,16 +35,27 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
 
-def _rss_mb() -> float:
-    """Current resident set size of this process (Linux /proc; 0 elsewhere)."""
+def _status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS: now, VmHWM: peak) in MB; 0 elsewhere."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def _rss_mb() -> float:
+    """Current resident set size of this process (Linux /proc; 0 elsewhere)."""
+    return _status_mb("VmRSS")
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not `ru_maxrss`: after fork + exec that also
+    counts the parent's peak, so a big parent would hide a smaller child's peak."""
+    return _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_case(model: str, backbone: str, amp: str, channels_last: bool, iters: int,
@@ -94,7 +105,7 @@ def run_case(model: str, backbone: str, amp: str, channels_last: bool, iters: in
         peak = torch.cuda.max_memory_allocated() / 2**20
         kind = "cuda max allocated"
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss
+        peak = _peak_rss_mb() - base_rss
         kind = "peak RSS growth"
     return {
         "model": model, "backbone": backbone, "amp": str(dtype).replace("torch.", "")
