@@ -40,7 +40,7 @@ notebooks: $(STAMP)
 test: lint unit notebooks
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/attention.py
+	$(BIN)/python benchmarks/attention.py --compile
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/quick_train.py
 

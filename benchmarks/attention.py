@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[16, 33, 65, 97])
     p.add_argument("--channels", type=int, default=512)
     p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds after a warm-up")
+    p.add_argument("--repeats", type=int, default=7, help="timed rounds after a warm-up")
     p.add_argument("--compile", action="store_true", help="add a torch.compile'd lean row")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--case", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
