@@ -36,6 +36,11 @@ __all__ = ["QKVProjection", "project_qkv"]
 
 def _stack(convs: tuple[nn.Conv2d, ...]) -> tuple[Tensor, Tensor | None]:
     """Weights (sum of out channels, C, 1, 1) and biases of 1x1 convs, stacked."""
+    for conv in convs:
+        plain_1x1 = (conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                     conv.groups) == ((1, 1), (1, 1), (0, 0), (1, 1), 1)
+        if not plain_1x1 or conv.padding_mode != "zeros":
+            raise ValueError(f"project_qkv needs plain 1x1 convolutions, got {conv}")
     weight = torch.cat([c.weight for c in convs])
     biases = [c.bias for c in convs]
     bias = None if any(b is None for b in biases) else torch.cat(biases)

@@ -92,3 +92,11 @@ def test_lean_module_gradients_equal_an_independent_reference(fmt):
     theirs = torch.autograd.grad(ref, [X, *params], grad)
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, atol=1e-11, rtol=0)
+
+
+def test_projection_rejects_convs_that_are_not_plain_1x1():
+    cq, ck, _ = convs(C=6, c=2)
+    for bad in (nn.Conv2d(6, 6, 3, padding=1), nn.Conv2d(6, 6, 1, stride=2),
+                nn.Conv2d(6, 6, 1, groups=2)):
+        with pytest.raises(ValueError, match="plain 1x1"):
+            project_qkv(torch.randn(1, 6, 4, 4), cq, ck, bad.double())
