@@ -310,6 +310,8 @@ def test_blocks_layouts_and_residual_give_the_same_result(monkeypatch, fmt, bloc
     assert len(lean._image_blocks(v)) == 2  # one image (4 x 6 x 11 doubles) at a time
     if block_bytes == 1:  # one row / one column per block
         assert lean._blocks(11, 4 * 6 * 8) == [slice(i, i + 1) for i in range(11)]
+        # on a GPU the budget is GPU_BLOCK_BYTES (a device object is all it looks at)
+        assert lean._blocks(11, 4 * 6 * 8, torch.device("cuda")) == [slice(0, 11)]
     for a, b in zip(run(), ref):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
     plain = 0.7 * criss_cross_attention(q, k, v, lean=False)
