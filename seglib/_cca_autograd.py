@@ -40,7 +40,14 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from seglib.attention import _centre, _dtypes, _no_autocast, _plain_attention
+from seglib.attention import (
+    _centre,
+    _dtypes,
+    _exporting,
+    _needs_grad,
+    _no_autocast,
+    _plain_attention,
+)
 
 __all__ = [
     "LeanCrissCrossAttention",
@@ -221,10 +228,11 @@ def _forward(query: Tensor, key: Tensor, value: Tensor, gamma: Tensor | None,
     else:
         out = residual.to(torch.promote_types(residual.dtype, dtype), copy=True)
     lse = torch.empty((B, H, W), dtype=stat, device=value.device)
+    g = None if gamma is None else gamma.to(stat)
     for b in _image_blocks(value):
         p_col, p_row, lse[b] = _probabilities(query[b].to(stat), key[b].to(stat))
-        if gamma is not None:  # $\gamma \sum_i A_{i,u} V_i = \sum_i (\gamma A_{i,u}) V_i$
-            p_col, p_row = p_col.mul_(gamma.to(stat)), p_row.mul_(gamma.to(stat))
+        if g is not None:  # $\gamma \sum_i A_{i,u} V_i = \sum_i (\gamma A_{i,u}) V_i$
+            p_col, p_row = p_col.mul_(g), p_row.mul_(g)
         _cross_matmul(out[b], p_col.to(dtype), p_row.to(dtype), value[b].to(dtype))
     return out, lse
 
@@ -380,15 +388,13 @@ def lean_criss_cross_attention(
     graph for one size) it takes the plain einsum path of `seglib.attention`, the
     same maths again.
     """
-    if torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+    if _exporting():
         out = _plain_attention(query, key, value)
         out = out if gamma is None else gamma * out
         return out if residual is None else residual + out
     dtype, stat = _dtypes(query, key, value)
-    tensors = [t for t in (query, key, value, gamma, residual) if t is not None]
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     with _no_autocast(value.device.type):
-        if needs_grad:
+        if _needs_grad(query, key, value, gamma, residual):
             return LeanCrissCrossAttention.apply(query, key, value, gamma, residual, dtype,
                                                  stat)
         return lean_forward(query, key, value, dtype, stat, gamma, residual)
@@ -404,9 +410,7 @@ def lean_packed_criss_cross_attention(
     """
     q, k, v = _split(qkv, c_qk)
     dtype, stat = _dtypes(q, k, v)
-    tensors = [t for t in (qkv, gamma, residual) if t is not None]
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     with _no_autocast(qkv.device.type):
-        if needs_grad:
+        if _needs_grad(qkv, gamma, residual):
             return LeanPackedCrissCrossAttention.apply(qkv, c_qk, gamma, residual, dtype, stat)
         return lean_forward(q, k, v, dtype, stat, gamma, residual)

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from seglib._cca_autograd import _image_blocks
-from seglib.attention import _no_autocast
+from seglib.attention import _needs_grad, _no_autocast
 
 __all__ = ["QKVProjection", "project_qkv"]
 
@@ -115,7 +115,6 @@ def project_qkv(x: Tensor, query_conv: nn.Conv2d, key_conv: nn.Conv2d,
         dtype = torch.get_autocast_dtype(device_type)
     else:
         dtype = torch.promote_types(x.dtype, weight.dtype)
-    tensors = (x, weight) if bias is None else (x, weight, bias)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+    if _needs_grad(x, weight, bias):
         return QKVProjection.apply(x, weight, bias, dtype)
     return _conv_channels_last(x, weight, bias, dtype)

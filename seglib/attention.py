@@ -87,6 +87,17 @@ def _no_autocast(device_type: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def _exporting() -> bool:
+    """True while ONNX export or `torch.export` traces us: they cannot trace an
+    autograd.Function, so the lean paths fall back to the plain einsum maths."""
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    """Whether autograd must record an op on these tensors (None entries ignored)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def _memory_format(x: Tensor) -> torch.memory_format:
     """`torch.channels_last` for a channels-last (and not also contiguous) 4-D tensor,
     else `torch.contiguous_format`: the layout `CrissCrossAttention` returns."""
@@ -315,10 +326,8 @@ class CrissCrossAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x (B, C, H, W) -> gamma * CCA(x) + x, same shape and memory format as `x`."""
         self._check(x)
-        B, C, H, W = x.shape
         fmt = _memory_format(x)
-        exporting = torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
-        if self.lean and not exporting:
+        if self.lean and not _exporting():
             from seglib._cca_autograd import lean_packed_criss_cross_attention
             from seglib._qkv_projection import project_qkv
 
