@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -42,9 +41,11 @@ import time
 from pathlib import Path
 
 import torch
+from _memory import reset_peak_rss, status_kb
 from torch import Tensor, nn
 
 from seglib.attention import CrissCrossAttention, criss_cross_mask, dense_masked_attention
+from seglib.memory import saved_for_backward_bytes
 
 __all__ = ["ArticleBmmAttention", "DenseAttention", "build", "analytic_gflop"]
 
@@ -120,43 +121,6 @@ def _layout(net: nn.Module, x: Tensor) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
-def _rss_now_kb() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() // 1024
-
-
-def _reset_peak_rss() -> None:
-    """Reset this process's RSS high-water mark (VmHWM; Linux >= 4.0).
-
-    `ru_maxrss` would not do: after fork + exec it starts from the parent's peak.
-    """
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _peak_rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-
-
-def _saved_bytes(net: nn.Module, x: Tensor) -> int:
-    """Bytes of unique storages saved for backward, minus the input and the weights."""
-    skip = {p.untyped_storage().data_ptr() for p in net.parameters()}
-    skip.add(x.untyped_storage().data_ptr())
-    storages: dict[int, int] = {}
-
-    def pack(t: Tensor) -> Tensor:
-        s = t.untyped_storage()
-        if s.data_ptr() not in skip:
-            storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        y = net(x)
-    del y
-    return sum(storages.values())
-
-
 def _setup(method: str, size: int, channels: int, batch: int, device: torch.device):
     """Module, input and upstream gradient of one case, and its forward + backward step."""
     torch.manual_seed(0)
@@ -196,15 +160,15 @@ def measure_memory(method: str, size: int, channels: int, batch: int,
         peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         try:  # Linux /proc only; elsewhere no CPU memory figure
-            before = _rss_now_kb()
-            _reset_peak_rss()
+            before = status_kb("VmRSS")
+            reset_peak_rss()
         except OSError:
             step()
             peak_mb = float("nan")
         else:
             step()
-            peak_mb = (_peak_rss_kb() - before) / 1024
-    return {"peak_mb": peak_mb, "saved_mb": _saved_bytes(net, x) / 2**20}
+            peak_mb = (status_kb("VmHWM") - before) / 1024
+    return {"peak_mb": peak_mb, "saved_mb": saved_for_backward_bytes(net, x) / 2**20}
 
 
 def time_methods(methods: list[str], size: int, channels: int, batch: int, repeats: int,

@@ -30,32 +30,26 @@ import time
 from pathlib import Path
 
 import torch
+from _memory import status_kb
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
 
-def _status_mb(field: str) -> float:
-    """A memory field of /proc/self/status (VmRSS: now, VmHWM: peak) in MB; 0 elsewhere."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def _rss_mb() -> float:
     """Current resident set size of this process (Linux /proc; 0 elsewhere)."""
-    return _status_mb("VmRSS")
+    try:
+        return status_kb("VmRSS") / 1024
+    except OSError:
+        return 0.0
 
 
 def _peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM). Not `ru_maxrss`: after fork + exec that also
-    counts the parent's peak, so a big parent would hide a smaller child's peak."""
-    return _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS (VmHWM, see `_memory`); `ru_maxrss` where /proc is missing."""
+    try:
+        return status_kb("VmHWM") / 1024
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_case(model: str, backbone: str, amp: str, channels_last: bool, iters: int,
