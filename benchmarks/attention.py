@@ -9,7 +9,7 @@ zero-free gamma and residual:
 - `baseline`: the source article's bmm formulation, re-written here from its
   description (separate H and W bmm branches, -inf on the diagonal of the H branch,
   concatenate, softmax, split, bmm back),
-- `dense`: `seglib.attention.dense_masked_attention` through the full (HW)x(HW) matrix.
+- `dense`: `seglib.models.attention.dense_masked_attention` through the full (HW)x(HW) matrix.
 
 Time: all methods of one size run in this process, interleaved (round r runs every
 method once), so slow drift of a shared machine hits them alike; the ratios use the
@@ -44,8 +44,8 @@ import torch
 from _memory import reset_peak_rss, status_kb
 from torch import Tensor, nn
 
-from seglib.attention import CrissCrossAttention, criss_cross_mask, dense_masked_attention
-from seglib.memory import saved_for_backward_bytes
+from seglib.engine.memory import saved_for_backward_bytes
+from seglib.models.attention import CrissCrossAttention, criss_cross_mask, dense_masked_attention
 
 __all__ = ["ArticleBmmAttention", "DenseAttention", "build", "analytic_gflop"]
 

@@ -55,8 +55,9 @@ def _peak_rss_mb() -> float:
 def run_case(model: str, backbone: str, amp: str, channels_last: bool, iters: int,
              warmup: int, device: str, size: tuple[int, int], batch: int) -> dict:  # fmt: skip
     """Time `iters` training steps of one configuration in this process."""
-    from seglib.runtime import autocast, pick_device, resolve_amp
-    from seglib.train import build_model, segmentation_loss
+    from seglib.engine import segmentation_loss
+    from seglib.engine.runtime import autocast, pick_device, resolve_amp
+    from seglib.models import build_model
 
     dev = pick_device(device)
     base_rss = _rss_mb()

@@ -1,11 +1,66 @@
-"""seglib: attention-based semantic segmentation, built step by step.
+"""
+seglib: attention-based semantic segmentation, built step by step.
 
-The package behind the notebook series: a torchvision-compatible ResNet backbone,
-criss-cross attention and CCNet, RefineNet, CamVid and synthetic street scenes,
-metrics and a d2l-style trainer. Import the submodules you need, e.g.
-``from seglib.ccnet import CCNet``; nothing heavy happens on ``import seglib``.
+The package behind the notebook series, in layers whose imports run one way (each
+imports only the layers above it in this list):
+
+1. `seglib.models` and `seglib.data` (independent of each other): the networks, and
+   the street scenes (CamVid or synthetic) as tensors;
+2. `seglib.engine`: configuration, training loop, metrics, evaluation, checkpoints;
+3. `seglib.viz`: figures;
+4. the command lines `python -m seglib.train`, `seglib.evaluate`, `seglib.export`.
+
+Which notebook uses which files:
+
+| notebook | seglib files |
+|---|---|
+| 01 backbone | `models/backbone.py` |
+| 02 criss-cross attention | `models/attention.py`, `models/attention_plain.py`, |
+| | `viz/attention.py` |
+| 03 RCCA and CCNet | `models/ccnet.py` |
+| 04 RefineNet | `models/refinenet.py` |
+| 05 CamVid | `data/*` (`camvid.py`, `transforms.py`, `statistics.py`, ...), `viz/masks.py` |
+| 06 training | `engine/trainer.py`, `engine/builders.py`, `engine/config.py`, |
+| | `models/factory.py` |
+| 07 evaluation | `engine/evaluation.py`, `engine/metrics.py`, `viz/*` |
+| 08 appendix: lean backward | `models/attention_lean.py`, `models/qkv_projection.py`, |
+| | `engine/memory.py` |
+
+The public names are re-exported here and by each subpackage, e.g.
+`from seglib.models import CCNet` or `seglib.CCNet`.
 """
 
-__version__ = "0.1.0"
+from seglib.data import (
+    CLASSES,
+    NUM_CLASSES,
+    PALETTE,
+    CamVid,
+    SyntheticStreets,
+    class_weights,
+    download_camvid,
+    pick_datasets,
+)
+from seglib.engine import TrainConfig, fit, load_model
+from seglib.models import CCNet, CrissCrossAttention, RefineNet, build_backbone, build_model
 
-__all__ = ["__version__"]
+__version__ = "0.2.0"
+
+__all__ = [
+    "CLASSES",
+    "NUM_CLASSES",
+    "PALETTE",
+    "CCNet",
+    "CamVid",
+    "CrissCrossAttention",
+    "RefineNet",
+    "SyntheticStreets",
+    "TrainConfig",
+    "__version__",
+    "build_backbone",
+    "build_model",
+    "class_weights",
+    "download_camvid",
+    "fit",
+    "load_model",
+    "pick_datasets",
+]

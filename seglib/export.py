@@ -37,7 +37,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seglib.config import parse_hw
+from seglib.engine.checkpoint import load_checkpoint
+from seglib.engine.config import parse_hw
+from seglib.engine.evaluation import load_model
+from seglib.models.factory import build_model
 
 __all__ = ["to_onnx", "build_for_export", "main"]
 
@@ -50,7 +53,7 @@ def _name_dims(path: Path, names: dict[int, str]) -> None:
     Every `dim_param` of the graph's inputs, outputs and value infos that mentions the
     symbol is rewritten, so that expressions such as `s53//8` stay consistent.
     """
-    import onnx
+    import onnx  # optional dependency (seglib[test]): only needed once exporting
 
     model = onnx.load(str(path))
     dims = model.graph.input[0].type.tensor_type.shape.dim
@@ -68,7 +71,7 @@ def _name_dims(path: Path, names: dict[int, str]) -> None:
 
 def _symbolic_dims(path: Path) -> list[str | int]:
     """Dimensions of the exported graph's first input: names if symbolic, else ints."""
-    import onnx
+    import onnx  # optional dependency (seglib[test]): only needed once exporting
 
     model = onnx.load(str(path), load_external_data=False)
     dims = model.graph.input[0].type.tensor_type.shape.dim
@@ -162,8 +165,6 @@ def build_for_export(
     config, which then wins over the other arguments) or a bare state_dict file.
     """
     if checkpoint is not None:
-        from seglib.checkpoint import load_checkpoint
-
         if not Path(checkpoint).is_file():
             raise FileNotFoundError(f"no checkpoint at {checkpoint}")
         try:
@@ -171,12 +172,8 @@ def build_for_export(
         except ValueError:  # not a seglib checkpoint: a bare state_dict
             state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         else:
-            from seglib.evaluate import load_model
-
             net, _ = load_model(checkpoint, device="cpu")
             return net
-    from seglib.train import build_model  # lazy: the training stack is not needed to export
-
     net = build_model(model, num_classes, backbone, recurrence=recurrence, features=features)
     if checkpoint is not None:
         try:

@@ -8,10 +8,11 @@
     python -m seglib.train --out runs/quick --resume                # continue a run
 
 The defaults are a quick CPU recipe on the synthetic street scenes (see
-`seglib.config.TrainConfig`); `--data camvid` uses CamVid from `--data-dir`,
+`seglib.engine.config.TrainConfig`); `--data camvid` uses CamVid from `--data-dir`,
 `$CAMVID_DIR` or `data/CamVid`. Everything lands in `--out`: `metrics.csv`, `last.pt`,
-`best.pt`. The training loop itself is `seglib.trainer.fit` (re-exported here), which
-notebooks call directly. Taught in `notebooks/06_training.ipynb`.
+`best.pt`. The training loop itself is `seglib.engine.trainer.fit`, which notebooks call
+directly; the model and data factories are `seglib.models.build_model` and
+`seglib.engine.builders`. Taught in `notebooks/06_training.ipynb`.
 """
 
 from __future__ import annotations
@@ -19,92 +20,23 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
-from torch import nn
-from torch.utils.data import DataLoader
 
-from seglib import distributed as ddp
-from seglib.config import TrainConfig, parse_hw
-from seglib.trainer import METRIC_COLUMNS, NonFiniteLossError, fit, segmentation_loss
+from seglib.data import class_weights
+from seglib.engine import distributed as ddp
+from seglib.engine.builders import build_datasets, build_loaders
+from seglib.engine.config import TrainConfig, parse_hw
+from seglib.engine.trainer import NonFiniteLossError, fit
+from seglib.models import MODELS, build_model
+from seglib.paths import runs_root
 
-if TYPE_CHECKING:
-    from seglib.data import DataChoice
+__all__ = ["DEFAULT_LR", "main", "parse_args"]
 
-__all__ = [
-    "TrainConfig",
-    "fit",
-    "build_model",
-    "build_loaders",
-    "segmentation_loss",
-    "NonFiniteLossError",
-    "METRIC_COLUMNS",
-    "parse_args",
-    "main",
-]
-
-MODELS = ("ccnet", "refinenet")
 # Default SGD learning rate per model for runs from scratch: RefineNet's refinement path
 # has no batch normalisation, and at CCNet's 0.1 its loss turns NaN within two epochs.
 DEFAULT_LR = {"ccnet": TrainConfig.lr, "refinenet": 0.005}
-
-
-def build_model(
-    name: str,
-    num_classes: int,
-    backbone: str = "resnet18",
-    *,
-    recurrence: int = 2,
-    features: int = 256,
-    weights_backbone: Any = None,
-    aux: bool = True,
-) -> nn.Module:
-    """Build `ccnet` (with its auxiliary head unless `aux=False`) or `refinenet`."""
-    if name == "ccnet":
-        from seglib.ccnet import CCNet
-
-        return CCNet(num_classes, backbone=backbone, recurrence=recurrence, aux=aux,
-                     weights_backbone=weights_backbone)  # fmt: skip
-    if name == "refinenet":
-        from seglib.refinenet import RefineNet
-
-        return RefineNet(num_classes, backbone=backbone, features=features,
-                         weights_backbone=weights_backbone)  # fmt: skip
-    raise ValueError(f"unknown model {name!r}, expected one of {MODELS}")
-
-
-def build_datasets(config: TrainConfig, split: str = "val") -> DataChoice:
-    """`seglib.data.pick_datasets` for this config: returns its `DataChoice`."""
-    from seglib.data import pick_datasets
-
-    return pick_datasets(
-        config.data_dir,
-        source=config.data,
-        crop=config.crop,
-        train_size=config.train_size,
-        val_size=config.val_size,
-        synthetic_size=config.synthetic_size,
-        seed=config.seed,
-        split=split,
-        verbose=ddp.is_main(),  # one "which data" line, not one per DDP process
-    )
-
-
-def build_loaders(config: TrainConfig, choice: Any) -> tuple[DataLoader, DataLoader]:
-    """Shuffled training loader (explicit generator: reproducible) and a val loader."""
-    g = torch.Generator().manual_seed(config.seed)
-    # Not persistent: workers are re-created each epoch and take their seeds from `g`,
-    # which `fit` re-seeds from (seed, epoch). Persistent workers would keep the first
-    # epoch's seeds, so a resumed run would augment differently from an uninterrupted one.
-    kw = {"num_workers": config.workers, "persistent_workers": False,
-          "pin_memory": torch.cuda.is_available()}  # fmt: skip
-    drop = len(choice.train) > config.batch_size  # no 1-image batch for BatchNorm
-    train = DataLoader(choice.train, batch_size=config.batch_size, shuffle=True,
-                       drop_last=drop, generator=g, **kw)  # fmt: skip
-    val = DataLoader(choice.val, batch_size=config.batch_size, **kw)
-    return train, val
 
 
 def _crop(text: str) -> tuple[int, int]:
@@ -140,7 +72,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     p.add_argument("--no-amp", dest="amp", action="store_const", const="off")
     p.add_argument("--weights-backbone", default=None,
                    help="torchvision weights name (IMAGENET1K_V1) or a local .pth")  # fmt: skip
-    p.add_argument("--out", default="runs/quick", help="folder for checkpoints and metrics.csv")
+    p.add_argument("--out", default=str(runs_root() / "quick"),
+                   help="folder for checkpoints and metrics.csv (default: runs/quick)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--recurrence", type=int, default=d.recurrence, help="CCNet: R")
@@ -182,8 +115,6 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
         config = config.replace(num_classes=choice.num_classes, data=choice.name,
                                 data_dir=str(choice.root) if choice.root else None)  # fmt: skip
         if args.class_weights == "median":
-            from seglib.camvid import class_weights
-
             config = config.replace(class_weights=class_weights(choice.train).tolist())
         torch.manual_seed(config.seed)
         model = build_model(config.model, config.num_classes, config.backbone,

@@ -8,7 +8,7 @@ visits every pixel's row and column, and a dense softmax over all H*W pixels wit
 import pytest
 import torch
 
-from seglib.attention import (
+from seglib.models.attention import (
     CrissCrossAttention,
     attention_to_map,
     criss_cross_attention,

@@ -6,8 +6,8 @@ import shutil
 import pytest
 import torch
 
-from seglib._cca_autograd import LeanCrissCrossAttention
-from seglib.attention import CrissCrossAttention, criss_cross_attention
+from seglib.models.attention import CrissCrossAttention, criss_cross_attention
+from seglib.models.attention_lean import LeanCrissCrossAttention
 
 
 def qkv(B, H, W, c=2, C=3, dtype=torch.float64, scale=1.0, requires_grad=True):
@@ -40,7 +40,7 @@ def test_gradcheck_float64(H, W, one_thread):
 def test_gradcheck_packed_with_gamma_and_residual(H, W, one_thread):
     """The module's Function: q, k, v as channel slices of one channels-last tensor,
     gamma and the residual folded in; every input's gradient checked numerically."""
-    from seglib._cca_autograd import lean_packed_criss_cross_attention
+    from seglib.models.attention_lean import lean_packed_criss_cross_attention
 
     torch.manual_seed(0)
     qkv = torch.randn(1, 2 + 2 + 3, H, W, dtype=torch.float64)
@@ -289,7 +289,7 @@ def test_blocks_layouts_and_residual_give_the_same_result(monkeypatch, fmt, bloc
     of rows and of columns, reading q, k, v and dY in the layout they come in; force
     small blocks on a small map (one line of one image; a few rows of one image; one
     image whole) and compare with the default (both images at once)."""
-    import seglib._cca_autograd as lean
+    import seglib.models.attention_lean as lean
 
     torch.manual_seed(8)
     q, k, v = (t.detach().contiguous(memory_format=fmt).requires_grad_()

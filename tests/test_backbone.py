@@ -1,4 +1,4 @@
-"""seglib.backbone against torchvision's ResNet (same weights -> same features)."""
+"""seglib.models.backbone against torchvision's ResNet (same weights -> same features)."""
 
 import pytest
 import torch
@@ -6,8 +6,8 @@ import torchvision
 from torch import nn
 from torchvision.models import ResNet18_Weights
 
-from seglib import backbone
-from seglib.backbone import build_backbone
+from seglib.models import backbone
+from seglib.models.backbone import build_backbone
 
 DILATE = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}
 

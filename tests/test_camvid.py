@@ -8,7 +8,7 @@ import torch
 from conftest import CLASS_DICT, write_png
 from PIL import Image
 
-from seglib.camvid import CLASSES, MEAN, NUM_CLASSES, PALETTE, STD, CamVid, eval_transform
+from seglib.data import CLASSES, MEAN, NUM_CLASSES, PALETTE, STD, CamVid, eval_transform
 
 MEAN_T = torch.tensor(MEAN).view(3, 1, 1)
 STD_T = torch.tensor(STD).view(3, 1, 1)
@@ -97,7 +97,7 @@ def test_colour_layout_needs_class_dict(make_camvid):
 
 
 def test_missing_root_has_download_hint(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"(?s)nowhere.*seglib\.camvid\.download"):
+    with pytest.raises(FileNotFoundError, match=r"(?s)nowhere.*seglib\.data\.download_camvid"):
         CamVid(tmp_path / "nowhere", "train")
 
 
@@ -205,7 +205,7 @@ def test_real_eval_items_deterministic_and_equal_files(camvid_dir):
 
 @pytest.mark.camvid
 def test_real_train_flip_keeps_pair_aligned(camvid_dir):
-    from seglib.camvid import train_transform
+    from seglib.data import train_transform
 
     t = train_transform(crop=(360, 480), scale=(1.0, 1.0), jitter=False, seed=3)
     ds = CamVid(camvid_dir, "train", transform=t)

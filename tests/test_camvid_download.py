@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seglib.camvid import CamVid, download
+from seglib.data import CamVid
+from seglib.data import download_camvid as download
 
 
 def png_bytes(array: np.ndarray) -> bytes:

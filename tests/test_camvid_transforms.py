@@ -8,7 +8,7 @@ import torch
 from conftest import write_png
 from torch.utils.data import Subset
 
-from seglib.camvid import (
+from seglib.data import (
     MEAN,
     PALETTE,
     STD,
@@ -18,7 +18,7 @@ from seglib.camvid import (
     eval_transform,
     train_transform,
 )
-from seglib.transforms import apply_transform
+from seglib.data.transforms import apply_transform
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -1,11 +1,11 @@
-"""seglib.ccnet: RCCA reachability, weight sharing, shapes, loss against a hand computation."""
+"""seglib.models.ccnet: RCCA reachability, weight sharing, shapes, loss by hand."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from seglib.attention import CrissCrossAttention
-from seglib.ccnet import CCNet, RCCAModule, ccnet_loss
+from seglib.models.attention import CrissCrossAttention
+from seglib.models.ccnet import CCNet, RCCAModule, ccnet_loss
 
 
 def small_net(num_classes: int = 5, **kwargs) -> CCNet:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import seglib.data
-from seglib.camvid import CLASSES, PALETTE
-from seglib.data import DataChoice, pick_datasets
+import seglib.paths
+from seglib.data import CLASSES, PALETTE, DataChoice, pick_datasets
 
 
 @pytest.fixture
@@ -17,7 +16,7 @@ def no_camvid(monkeypatch, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    monkeypatch.setattr(seglib.data, "_REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr(seglib.paths, "REPO_ROOT", tmp_path / "repo")
     return work
 
 
@@ -81,7 +80,7 @@ def test_synthetic_source_ignores_camvid(no_camvid, make_camvid, monkeypatch):
 
 
 def test_camvid_source_without_data_is_an_error(no_camvid):
-    with pytest.raises(FileNotFoundError, match=r"seglib\.camvid\.download"):
+    with pytest.raises(FileNotFoundError, match=r"seglib\.data\.download_camvid"):
         pick_datasets(source="camvid", verbose=False)
 
 

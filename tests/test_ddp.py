@@ -35,8 +35,8 @@ def _worker(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD))  # fmt: skip
     torch.set_num_threads(1)
-    from seglib import distributed as ddp
-    from seglib.train import TrainConfig, fit
+    from seglib.engine import TrainConfig, fit
+    from seglib.engine import distributed as ddp
 
     device = ddp.init_from_env("cpu")
     try:
@@ -85,8 +85,8 @@ def test_seed_everything_offsets_the_seed_by_the_rank(monkeypatch):
 
     import numpy as np
 
-    from seglib import distributed as ddp
-    from seglib.trainer import seed_everything
+    from seglib.engine import distributed as ddp
+    from seglib.engine.trainer import seed_everything
 
     draws = {}
     for r in (0, 1):
@@ -104,7 +104,7 @@ def test_seed_everything_offsets_the_seed_by_the_rank(monkeypatch):
 
 
 def test_rng_state_for_rank_picks_this_ranks_state():
-    from seglib.checkpoint import rng_state_for_rank
+    from seglib.engine.checkpoint import rng_state_for_rank
 
     single = {"torch": torch.zeros(1)}
     assert rng_state_for_rank(single, 3) is single  # a checkpoint from a non-DDP run
@@ -116,7 +116,7 @@ def test_rng_state_for_rank_picks_this_ranks_state():
 
 
 def test_sync_bn_on_cpu_is_refused_clearly(monkeypatch):
-    from seglib import distributed as ddp
+    from seglib.engine import distributed as ddp
 
     monkeypatch.setattr(ddp, "is_distributed", lambda: True)
     with pytest.raises(ValueError, match="SyncBatchNorm is GPU-only"):

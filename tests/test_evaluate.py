@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from seglib.checkpoint import load_checkpoint
-from seglib.evaluate import evaluate, iou_table, load_model
-from seglib.train import TrainConfig, build_model, fit
+from seglib.engine import TrainConfig, evaluate, fit, iou_table, load_model
+from seglib.engine.checkpoint import load_checkpoint
+from seglib.models import build_model
 
 
 class TupleNet(nn.Module):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from seglib.ccnet import CCNet
 from seglib.export import build_for_export, main, to_onnx
-from seglib.refinenet import RefineNet
+from seglib.models.ccnet import CCNet
+from seglib.models.refinenet import RefineNet
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")  # the dynamo exporter needs it

@@ -1,9 +1,9 @@
-"""seglib.memory: bytes autograd keeps, against hand-counted cases."""
+"""seglib.engine.memory: bytes autograd keeps, against hand-counted cases."""
 
 import torch
 from torch import nn
 
-from seglib.memory import saved_for_backward_bytes
+from seglib.engine.memory import saved_for_backward_bytes
 
 
 class ExpTwice(nn.Module):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from seglib.metrics import (
+from seglib.engine.metrics import (
     ConfusionMatrix,
     confusion_matrix,
     iou_per_class,

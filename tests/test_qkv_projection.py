@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from seglib._qkv_projection import QKVProjection, project_qkv
-from seglib.attention import CrissCrossAttention, criss_cross_mask, dense_masked_attention
+from seglib.models.attention import CrissCrossAttention, criss_cross_mask, dense_masked_attention
+from seglib.models.qkv_projection import QKVProjection, project_qkv
 
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
 

@@ -1,10 +1,10 @@
-"""seglib.refinenet: components against hand-written references, the cascade's shapes."""
+"""seglib.models.refinenet: components against hand-written references, the cascade's shapes."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from seglib.refinenet import (
+from seglib.models.refinenet import (
     ChainedResidualPooling,
     MultiResolutionFusion,
     RefineNet,

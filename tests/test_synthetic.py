@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from seglib.camvid import CLASSES, MEAN, PALETTE, STD, class_weights
-from seglib.synthetic import SyntheticStreets
+from seglib.data import CLASSES, MEAN, PALETTE, STD, class_weights
+from seglib.data.synthetic import SyntheticStreets
 
 HASH_SCRIPT = """
 import hashlib
 from numpy._core._multiarray_umath import __cpu_features__
 assert not __cpu_features__.get("X86_V3", False), "AVX2 dispatch still enabled"
-from seglib.synthetic import SyntheticStreets
+from seglib.data.synthetic import SyntheticStreets
 ds = SyntheticStreets(4, size=(64, 96), seed=7, split="val")
 h = hashlib.sha256()
 for i in range(4):
@@ -108,7 +108,7 @@ def test_every_class_present_in_most_scenes_at_a_reasonable_size():
 def test_scenes_are_rendered_once_then_served_from_the_cache(monkeypatch):
     """Behaviour, not timing: a second access renders nothing and returns equal arrays,
     and mutating a returned array does not corrupt the cached scene."""
-    import seglib.synthetic as synthetic
+    import seglib.data.synthetic as synthetic
 
     calls = []
     real = synthetic.render_scene

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from seglib.checkpoint import load_checkpoint
-from seglib.train import TrainConfig
-from seglib.trainer import METRIC_COLUMNS, NonFiniteLossError, fit, segmentation_loss
+from seglib.engine import TrainConfig
+from seglib.engine.checkpoint import load_checkpoint
+from seglib.engine.trainer import METRIC_COLUMNS, NonFiniteLossError, fit, segmentation_loss
 
 K = 3
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-import seglib.checkpoint as ckpt_mod
-from seglib.checkpoint import FORMAT, atomic_save, load_checkpoint, rng_state, set_rng_state
+import seglib.engine.checkpoint as ckpt_mod
+from seglib.engine.checkpoint import FORMAT, atomic_save, load_checkpoint, rng_state, set_rng_state
 
 
 def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):

@@ -6,8 +6,8 @@ import torch
 
 from seglib import evaluate as evaluate_cli
 from seglib import train as train_cli
-from seglib.camvid import CLASSES
-from seglib.checkpoint import load_checkpoint
+from seglib.data import CLASSES
+from seglib.engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow  # a real ResNet-18 CCNet: several seconds of CPU
 
@@ -103,7 +103,7 @@ def test_build_loaders_workers_are_not_persistent():
 
 def test_parse_hw_is_shared_by_the_train_and_export_clis():
     from seglib import export
-    from seglib.config import parse_hw
+    from seglib.engine.config import parse_hw
 
     assert parse_hw("360x480") == (360, 480) and parse_hw("8X6") == (8, 6)
     for bad in ("360", "360x480x3", "axb", "0x5"):

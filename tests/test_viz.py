@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from seglib.camvid import CLASSES, MEAN, PALETTE, STD
+from seglib.data import CLASSES, MEAN, PALETTE, STD
 from seglib.viz import (
     colorize,
     denormalize,

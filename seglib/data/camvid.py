@@ -17,13 +17,6 @@ Two folder layouts are detected automatically:
   (a class named "Void" becomes 255), and classes, palette and their number come from
   the CSV.
 
-Rare classes (poles, signs, bicyclists) cover a tiny fraction of the pixels, so the loss
-may weight each class by *median frequency balancing* (Eigen & Fergus, 2015):
-
-$$w_c = \frac{\operatorname{median}_k f_k}{f_c},\qquad
-  f_c = \frac{\#\text{pixels of class } c}{\#\text{pixels of the images where } c
-  \text{ appears}}$$
-
 Notebook `05_camvid_data.ipynb` loads the data, shows the palette, the class
 frequencies and the weights, and the train/eval pipelines.
 """
@@ -40,46 +33,17 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset
 
-from .download import DEFAULT_URL, download
-from .transforms import IGNORE_INDEX, MEAN, STD, apply_transform, eval_transform, train_transform
+from seglib.data.classes import CLASSES, NUM_CLASSES, PALETTE
+from seglib.data.dataset import SegmentationDataset
+from seglib.data.transforms import IGNORE_INDEX, eval_transform, train_transform
 
-__all__ = [
-    "CLASSES",
-    "DEFAULT_URL",
-    "IGNORE_INDEX",
-    "MEAN",
-    "NUM_CLASSES",
-    "PALETTE",
-    "STD",
-    "CamVid",
-    "class_frequencies",
-    "class_weights",
-    "download",
-    "eval_transform",
-    "train_transform",
-]
-
-CLASSES: tuple[str, ...] = (
-    "Sky", "Building", "Pole", "Road", "Pavement", "Tree",
-    "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
-)  # fmt: skip
-NUM_CLASSES: int = len(CLASSES)
-# the colours of the SegNet tutorial, one RGB row per class in CLASSES order
-PALETTE: np.ndarray = np.array(
-    [
-        [128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128],
-        [60, 40, 222], [128, 128, 0], [192, 128, 128], [64, 64, 128],
-        [64, 0, 128], [64, 64, 0], [0, 128, 192],
-    ],
-    dtype=np.uint8,
-)  # fmt: skip
-PALETTE.flags.writeable = False
+__all__ = ["CamVid"]
 
 _VOID_SEGNET = 11  # label value of void in the SegNet layout
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 _HINT = (
     "Expected the SegNet layout ({s}/ + {s}annot/) or the colour layout ({s}/ + {s}_labels/ "
-    "+ class_dict.csv). Get the SegNet layout with seglib.camvid.download(root=...)."
+    "+ class_dict.csv). Get the SegNet layout with seglib.data.download_camvid(root=...)."
 )
 
 
@@ -121,7 +85,7 @@ def _open(path: Path) -> Image.Image:
         raise ValueError(f"cannot read image file {path}: {e}") from None
 
 
-class CamVid(Dataset):
+class CamVid(SegmentationDataset):
     """CamVid split as a torch Dataset of `(image, mask)` pairs.
 
     Args:
@@ -268,78 +232,6 @@ class CamVid(Dataset):
         """Item `i` without transform: uint8 image (H, W, 3) and uint8 mask (H, W)."""
         return self.load_image(i), self.load_mask(i)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self.raw(i)
-        return apply_transform(self.transform, image, mask)
-
-    def __repr__(self) -> str:
-        return (
-            f"CamVid(root={str(self.root)!r}, split={self.split!r}, layout={self.layout!r}, "
-            f"n={len(self)}, num_classes={self.num_classes})"
-        )
-
-
-def _masks(dataset: Dataset):
-    """Yield every label map of `dataset` as an integer array, cheaply when possible."""
-    if isinstance(dataset, Subset):
-        base = dataset.dataset
-        if hasattr(base, "load_mask"):
-            for i in dataset.indices:
-                yield base.load_mask(int(i))
-            return
-    if hasattr(dataset, "load_mask"):
-        for i in range(len(dataset)):
-            yield dataset.load_mask(i)
-        return
-    for i in range(len(dataset)):
-        yield np.asarray(dataset[i][1])
-
-
-def _num_classes(dataset: Dataset) -> int:
-    base = dataset.dataset if isinstance(dataset, Subset) else dataset
-    if not hasattr(base, "num_classes"):
-        raise ValueError(f"dataset must have a num_classes attribute, got {type(base).__name__}")
-    return int(base.num_classes)
-
-
-def _count(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels per class, and pixels of the images in which each class appears."""
-    k = _num_classes(dataset)
-    pixels = np.zeros(k, dtype=np.int64)
-    present_total = np.zeros(k, dtype=np.int64)
-    for mask in _masks(dataset):
-        m = np.asarray(mask).ravel()
-        m = m[m != IGNORE_INDEX].astype(np.int64)
-        if m.size and (m.min() < 0 or m.max() >= k):
-            raise ValueError(f"mask values must be in 0..{k - 1} or 255, found {m.max()}")
-        counts = np.bincount(m, minlength=k)
-        pixels += counts
-        present_total[counts > 0] += m.size
-    return pixels, present_total
-
-
-def class_frequencies(dataset: Dataset) -> np.ndarray:
-    """Share of each class among the labelled (non-void) pixels: float64 (K,) summing to 1."""
-    pixels, _ = _count(dataset)
-    total = pixels.sum()
-    return pixels / total if total else pixels.astype(np.float64)
-
-
-def class_weights(dataset: Dataset, method: str = "median_frequency") -> torch.Tensor:
-    r"""Loss weights per class, float32 (K,), by median frequency balancing.
-
-    $w_c = \operatorname{median}_k f_k / f_c$ with $f_c$ the pixels of class $c$ divided by
-    the (non-void) pixels of the images where $c$ appears; the median runs over the
-    classes that appear. A class that never appears gets weight 0 (it cannot be
-    learned from this data, and 0 keeps the weights finite). Masks are read directly
-    (`load_mask`), without augmentation, when the dataset offers it.
-    """
-    if method != "median_frequency":
-        raise ValueError(f"method must be 'median_frequency', got {method!r}")
-    pixels, present_total = _count(dataset)
-    seen = pixels > 0
-    weights = np.zeros(len(pixels), dtype=np.float64)
-    if seen.any():
-        freq = pixels[seen] / present_total[seen]
-        weights[seen] = np.median(freq) / freq
-    return torch.tensor(weights, dtype=torch.float32)
+    def _repr_fields(self) -> dict[str, object]:
+        return {"root": str(self.root), "split": self.split, "layout": self.layout,
+                "n": len(self), "num_classes": self.num_classes}  # fmt: skip

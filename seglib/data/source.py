@@ -6,7 +6,8 @@ Every notebook and the CLI start with the same question: is CamVid on this machi
 
 1. an explicit `root` argument,
 2. the `CAMVID_DIR` environment variable,
-3. `data/CamVid`, relative to the current directory and then to the repository root,
+3. `data/CamVid`, relative to the current directory and then to the repository root
+   (`seglib.paths.data_root`),
 4. otherwise the procedural `SyntheticStreets` (same classes, palette and item format).
 
 With `source="camvid"` a missing CamVid is an error (with the download hint) instead of
@@ -24,12 +25,13 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from .camvid import CamVid, train_transform
-from .synthetic import SyntheticStreets
+from seglib import paths
+from seglib.data.camvid import CamVid
+from seglib.data.transforms import train_transform
+from seglib.data.synthetic import SyntheticStreets
 
 __all__ = ["DataChoice", "find_camvid", "pick_datasets"]
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout holding seglib/
 
 
 @dataclass
@@ -63,7 +65,7 @@ def find_camvid(root: str | os.PathLike | None = None) -> tuple[Path | None, str
     env = os.environ.get("CAMVID_DIR")
     if env:
         return Path(env), "$CAMVID_DIR"
-    tried = [Path.cwd() / "data" / "CamVid", _REPO_ROOT / "data" / "CamVid"]
+    tried = [Path.cwd() / "data" / "CamVid", paths.data_root() / "CamVid"]
     for path in tried:
         if _is_camvid(path):
             return path, "data/CamVid"
@@ -113,7 +115,7 @@ def pick_datasets(
     if path is None and source == "camvid":
         raise FileNotFoundError(
             f"CamVid not found (looked at $CAMVID_DIR and {how}). Download it with "
-            "seglib.camvid.download('data/CamVid') or pass its folder as root."
+            "seglib.data.download_camvid('data/CamVid') or pass its folder as root."
         )
     if path is not None:
         kw: dict[str, Any] = {}

@@ -8,7 +8,7 @@ spent in training steps, from which images per second follow. Outside Jupyter a
 figure cannot be redrawn in place, so the trainer shows a tqdm bar per epoch and
 prints one line per epoch instead. Only rank 0 of a DDP run reports.
 
-Used by `seglib.trainer.fit`; seen in `notebooks/06_training.ipynb`.
+Used by `seglib.engine.trainer.fit`; seen in `notebooks/06_training.ipynb`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from seglib import distributed as ddp
-from seglib.config import TrainConfig
+from seglib.engine import distributed as ddp
+from seglib.engine.config import TrainConfig
 
 __all__ = ["Board"]
 
@@ -35,6 +35,7 @@ class Board:
         self.verbose = config.verbose and self.active and not self.animate
         self.animator = self.timer = None
         if self.animate:
+            # d2l is installed apart (pip install --no-deps d2l): imported only to animate
             from d2l import torch as d2l
 
             self.animator = d2l.Animator(
@@ -46,9 +47,13 @@ class Board:
                 self.add_epoch(row)
 
     def bar(self, loader: DataLoader, epoch: int, epochs: int) -> tqdm:
-        """Iterate over `loader` behind a per-epoch tqdm bar (silent unless verbose)."""
+        """Iterate over `loader` behind a per-epoch tqdm bar.
+
+        Silent unless verbose, and when stderr is not a terminal (a log file, CI): the
+        epoch's log line says the same in one line instead of hundreds of redraws.
+        """
         return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                    disable=not self.verbose, dynamic_ncols=True)  # fmt: skip
+                    disable=None if self.verbose else True, dynamic_ncols=True)  # fmt: skip
 
     def add_train(self, x: float, loss: float) -> None:
         """Plot the running train loss at fractional epoch `x` (notebooks only)."""

@@ -159,7 +159,7 @@ def download(
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(
             f"{root} exists but has no train/ and trainannot/ folders; remove it or pass "
-            "another root to seglib.camvid.download(root=...)"
+            "another root to seglib.data.download_camvid(root=...)"
         )
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-download-", dir=root.parent))

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seglib.backbone import build_backbone
+from seglib.models.backbone import build_backbone
 
 __all__ = [
     "ResidualConvUnit",
@@ -185,7 +185,7 @@ class RefineNet(nn.Module):
         num_classes: number of classes K.
         backbone: "resnet18" ... "resnet152" (the paper uses resnet101 / resnet152).
         features: fusion width (paper: 256).
-        weights_backbone: backbone weights (see `seglib.backbone.build_backbone`).
+        weights_backbone: backbone weights (see `seglib.models.backbone.build_backbone`).
         crp_blocks: pooling blocks per CRP (default 4; the CVPR paper used 2).
 
     Forward: `(B, 3, H, W)` -> logits `(B, K, H, W)`.

@@ -1,7 +1,7 @@
 r"""
 # Memory-lean criss-cross attention: recompute instead of store
 
-The default path of `seglib.attention.criss_cross_attention` and of the
+The default path of `seglib.models.attention.criss_cross_attention` and of the
 `CrissCrossAttention` module; the idea of [FlashAttention](https://arxiv.org/abs/2205.14135)
 applied along rows and columns.
 
@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from seglib.attention import (
+from seglib.models.attention_plain import (
     _centre,
     _dtypes,
     _exporting,
@@ -330,7 +330,7 @@ def _split(qkv: Tensor, c_qk: int) -> tuple[Tensor, Tensor, Tensor]:
 
 
 class LeanPackedCrissCrossAttention(torch.autograd.Function):
-    """The same attention on q, k, v stacked in one tensor (see `seglib._qkv_projection`).
+    """The same attention on q, k, v stacked in one tensor (see `seglib.models.qkv_projection`).
 
     Reads q, k, v as channel slices in place and returns their gradient as one tensor
     of the stacked shape and layout, so the projection needs no concatenation.
@@ -385,7 +385,7 @@ def lean_criss_cross_attention(
     `torch.no_grad`) it runs the same forward maths, `lean_forward`, as plain tensor
     code. During ONNX export or `torch.export` (which cannot trace an
     autograd.Function, and would bake the per-image and per-block loops into the
-    graph for one size) it takes the plain einsum path of `seglib.attention`, the
+    graph for one size) it takes the plain einsum path of `seglib.models.attention`, the
     same maths again.
     """
     if _exporting():
@@ -405,7 +405,7 @@ def lean_packed_criss_cross_attention(
 ) -> Tensor:
     """`lean_criss_cross_attention` on q, k, v stacked along channels in one tensor.
 
-    `qkv` is (B, 2C' + C, H, W) (as `seglib._qkv_projection.project_qkv` returns it),
+    `qkv` is (B, 2C' + C, H, W) (as `seglib.models.qkv_projection.project_qkv` returns it),
     `c_qk` is C'. Used by `CrissCrossAttention`'s lean path during training.
     """
     q, k, v = _split(qkv, c_qk)

@@ -3,7 +3,7 @@
 
 One typed dataclass holds every knob of a run (nanoGPT/minGPT style): the trainer reads
 it, the CLI fills it from flags, and every checkpoint stores it (`asdict`) so that
-`seglib.evaluate.load_model` can rebuild the model and a resumed run can refuse a
+`seglib.engine.evaluation.load_model` can rebuild the model and a resumed run can refuse a
 checkpoint written for another model.
 
 The defaults are the *quick CPU recipe* on the synthetic street scenes: a randomly
@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from seglib.runtime import AMP_MODES
+from seglib.engine.runtime import AMP_MODES
 
 __all__ = ["TrainConfig", "parse_hw"]
 

@@ -3,7 +3,7 @@ r"""
 
 [CCNet: Criss-Cross Attention for Semantic Segmentation](https://arxiv.org/abs/1811.11721)
 (Huang et al., ICCV 2019 / TPAMI 2020). The backbone, head and loss, all in this file;
-the attention itself lives in `seglib.attention`.
+the attention itself lives in `seglib.models.attention`.
 
 One criss-cross attention (CCA) pass lets each pixel gather context from its row and
 column only. Applying the SAME module twice (recurrence $R = 2$) closes the gap: pixel
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seglib.attention import CrissCrossAttention
-from seglib.backbone import build_backbone
+from seglib.models.attention import CrissCrossAttention
+from seglib.models.backbone import build_backbone
 
 __all__ = ["RCCAModule", "CCNet", "ccnet_loss"]
 
@@ -112,7 +112,7 @@ class CCNet(nn.Module):
         backbone: "resnet18" ... "resnet152" (paper: resnet101; resnet18 for quick CPU runs).
         recurrence: R, number of CCA passes (2 reaches every pixel).
         aux: build the auxiliary FCN head on `layer3` (training only).
-        weights_backbone: backbone weights (see `seglib.backbone.build_backbone`).
+        weights_backbone: backbone weights (see `seglib.models.backbone.build_backbone`).
 
     Forward `(B, 3, H, W)`: in eval mode (or with `aux=False`) the logits `(B, K, H, W)`
     at the input's exact size; in training with `aux=True` the tuple `(main, aux)`, both

@@ -18,7 +18,7 @@ checkpoints trustworthy:
 Only plain Python containers and tensors are stored, so `torch.load(weights_only=True)`
 (the safe loader) reads them.
 
-Used by `seglib.train.fit` and `seglib.evaluate.load_model`; taught in
+Used by `seglib.engine.trainer.fit` and `seglib.engine.evaluation.load_model`; taught in
 `notebooks/06_training.ipynb` ("how to resume").
 """
 

@@ -14,8 +14,8 @@ with what real segmentation training adds:
 - **AMP and channels_last** on CUDA, optional gradient clipping, a stop with a clear
   message when the loss becomes NaN/inf.
 - **Checkpoints** (`last.pt` each epoch, `best.pt` on the best val mIoU) written
-  atomically, and an exact **resume** (see `seglib.checkpoint`).
-- **DDP** when launched by `torchrun` (see `seglib.distributed`).
+  atomically, and an exact **resume** (see `seglib.engine.checkpoint`).
+- **DDP** when launched by `torchrun` (see `seglib.engine.distributed`).
 
 Nothing here is CCNet-specific: any `nn.Module` that maps (B, 3, H, W) images to
 (B, K, H, W) logits (or a tuple whose first item is that) can be trained. In a notebook
@@ -40,9 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from seglib import distributed as ddp
-from seglib.ccnet import ccnet_loss
-from seglib.checkpoint import (
+from seglib.engine import distributed as ddp
+from seglib.engine.checkpoint import (
     FORMAT,
     atomic_save,
     check_compatible,
@@ -51,10 +50,11 @@ from seglib.checkpoint import (
     rng_state_for_rank,
     set_rng_state,
 )
-from seglib.config import TrainConfig
-from seglib.evaluate import evaluate, main_logits
-from seglib.progress import Board
-from seglib.runtime import autocast, in_notebook, pick_device, resolve_amp, use_channels_last
+from seglib.engine.config import TrainConfig
+from seglib.engine.evaluation import evaluate, main_logits
+from seglib.engine.progress import Board
+from seglib.engine.runtime import autocast, in_notebook, pick_device, resolve_amp, use_channels_last
+from seglib.models.ccnet import ccnet_loss
 
 __all__ = ["fit", "segmentation_loss", "seed_everything", "NonFiniteLossError", "METRIC_COLUMNS"]
 
@@ -79,7 +79,7 @@ def segmentation_loss(
     loss when `outputs` is a `(main, aux)` tuple: $\mathcal{L}_{main} + 0.4\,\mathcal{L}_{aux}$.
 
     Logits are computed in float32 (safe under autocast) and resized to the target if a
-    model returns another size; the formula itself is `seglib.ccnet.ccnet_loss` (0, not
+    model returns another size; the formula itself is `seglib.models.ccnet.ccnet_loss` (0, not
     NaN, for a batch whose pixels are all void).
     """
     heads = list(outputs) if isinstance(outputs, tuple | list) else [outputs]

@@ -1,5 +1,5 @@
 r"""
-# Looking at segmentations: colours, overlays, grids and attention maps
+# Looking at segmentations: colours, overlays and grids
 
 A label map is a grid of class indices; to see it we paint class $c$ with the palette
 colour $P_c$ (CamVid's fixed palette by default, the ignore index 255 in black), and to
@@ -9,7 +9,7 @@ $$O = (1 - \alpha)\, I + \alpha\, P_{Y},$$
 
 leaving void pixels untouched. The figure helpers draw the grids of image / prediction /
 label used from notebook `05_camvid_data.ipynb` on, the palette legend, the class
-frequency bar chart, and (notebooks `02` and `07`) the attention map of one query pixel.
+frequency bar chart. Attention maps are drawn by `seglib.viz.attention`.
 
 All functions only draw: they return the axes (or arrays) and never call `plt.show()`.
 """
@@ -25,14 +25,14 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.patches import Patch
 
-from .camvid import MEAN, PALETTE, STD
+from seglib.data.classes import PALETTE
+from seglib.data.transforms import MEAN, STD
 
 __all__ = [
     "colorize",
     "denormalize",
     "overlay",
     "palette_legend",
-    "plot_attention_map",
     "plot_class_frequencies",
     "show_segmentation_grid",
 ]
@@ -176,58 +176,3 @@ def plot_class_frequencies(
     ax.set_xticks(np.arange(len(classes)), list(classes), rotation=45, ha="right")
     ax.set_xlim(-0.6, len(classes) - 0.4)
     return ax
-
-
-def plot_attention_map(
-    image: Any,
-    attn_map: Any,
-    pixel: tuple[int, int],
-    ax: Axes | None = None,
-    alpha: float = 0.6,
-    cmap: str = "inferno",
-) -> np.ndarray | Axes:
-    """Where one query pixel looks: the image and the attention heat map over it.
-
-    Args:
-        image: the input image (normalised tensor or uint8 array), size (H, W).
-        attn_map: (h, w) attention weights of the query pixel, e.g. from
-            `seglib.attention.attention_to_map`; h, w may be the feature-map size, the
-            map is stretched over the whole image.
-        pixel: the query `(row, col)` in attention-map coordinates; marked with a cross.
-        ax: draw only the overlay into this axes; None makes a figure with two panels
-            (image, overlay with colour bar).
-
-    Returns:
-        the given `ax`, or the array of the two new axes.
-    """
-    rgb = _rgb(image)
-    att = _numpy(attn_map).astype(np.float32)
-    if att.ndim != 2:
-        raise ValueError(f"expected an attention map (h, w), got shape {att.shape}")
-    r, c = pixel
-    if not (0 <= r < att.shape[0] and 0 <= c < att.shape[1]):
-        raise ValueError(f"pixel {pixel} is outside the attention map of size {att.shape}")
-    big_h, big_w = rgb.shape[:2]
-    # centre of the query cell in image coordinates
-    y, x = (r + 0.5) * big_h / att.shape[0], (c + 0.5) * big_w / att.shape[1]
-    extent = (0, big_w, big_h, 0)
-
-    def draw_overlay(a: Axes):
-        a.imshow(rgb, extent=extent)
-        im = a.imshow(att, cmap=cmap, alpha=alpha, extent=extent, interpolation="nearest")
-        a.plot([x], [y], marker="x", color="cyan", markersize=9, markeredgewidth=2)
-        _clean(a)
-        return im
-
-    if ax is not None:
-        draw_overlay(ax)
-        return ax
-    fig, axes = plt.subplots(1, 2, figsize=(2 * 2.5 * big_w / big_h + 0.8, 2.5))
-    axes[0].imshow(rgb, extent=extent)
-    axes[0].plot([x], [y], marker="x", color="cyan", markersize=9, markeredgewidth=2)
-    axes[0].set_title(f"query pixel {tuple(pixel)}")
-    _clean(axes[0])
-    im = draw_overlay(axes[1])
-    axes[1].set_title("attention")
-    fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04)
-    return axes

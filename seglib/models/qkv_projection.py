@@ -14,7 +14,7 @@ which the caller holds anyway, and in backward re-makes the channels-last copy f
 the weight gradient a block of images at a time (one image for large maps: about
 8 ms per image at 97x97x512 on 2 cores) instead of keeping a copy of the whole batch.
 The result is one channels-last $(B, 2C' + C, H, W)$ tensor whose channel slices are
-$Q$, $K$, $V$, which `seglib._cca_autograd.LeanPackedCrissCrossAttention` reads in
+$Q$, $K$, $V$, which `seglib.models.attention_lean.LeanPackedCrissCrossAttention` reads in
 place and whose gradient it writes as one tensor, so that no concatenation is needed
 on the way back either. The gradient of $X$ is written block by block in $X$'s own
 layout, so that autograd adds it to the residual's gradient without a layout
@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from seglib._cca_autograd import _image_blocks
-from seglib.attention import _needs_grad, _no_autocast
+from seglib.models.attention_lean import _image_blocks
+from seglib.models.attention_plain import _needs_grad, _no_autocast
 
 __all__ = ["QKVProjection", "project_qkv"]
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from .camvid import CLASSES, NUM_CLASSES, PALETTE
-from .transforms import apply_transform, eval_transform, train_transform
+from seglib.data.classes import CLASSES, NUM_CLASSES, PALETTE
+from seglib.data.dataset import SegmentationDataset
+from seglib.data.transforms import eval_transform, train_transform
 
 __all__ = ["SyntheticStreets", "render_scene"]
 
@@ -300,7 +300,7 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.nd
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), cv.label.copy()
 
 
-class SyntheticStreets(Dataset):
+class SyntheticStreets(SegmentationDataset):
     """`n` procedural street scenes with CamVid's 11 classes; same items as `CamVid`.
 
     Args:
@@ -365,12 +365,5 @@ class SyntheticStreets(Dataset):
         """Label map `i` (uint8, no augmentation); used by `class_weights`."""
         return self.raw(i)[1]
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self.raw(i)
-        return apply_transform(self.transform, image, mask)
-
-    def __repr__(self) -> str:
-        return (
-            f"SyntheticStreets(n={self.n}, size={self.size}, seed={self.seed}, "
-            f"split={self.split!r})"
-        )
+    def _repr_fields(self) -> dict[str, object]:
+        return {"n": self.n, "size": self.size, "seed": self.seed, "split": self.split}

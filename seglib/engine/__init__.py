@@ -1,0 +1,45 @@
+"""
+# seglib.engine: training and evaluation (notebooks 06-07)
+
+Middle layer: imports `seglib.models` and `seglib.data`, never the command lines.
+
+| file | idea |
+|---|---|
+| `config.py` | `TrainConfig`: every knob of a run, stored in each checkpoint |
+| `runtime.py` | device choice, AMP dtype, channels_last, notebook detection |
+| `distributed.py` | DDP helpers (torchrun, rank-0 work, sharded loaders) |
+| `checkpoint.py` | atomic checkpoints with RNG state, compatibility checks |
+| `metrics.py` | confusion matrix, IoU, mIoU, pixel and class accuracy |
+| `evaluation.py` | evaluate a model over a split, rebuild a model from a checkpoint |
+| `progress.py` | d2l Animator in notebooks, tqdm bar and log lines elsewhere |
+| `builders.py` | datasets and loaders from a `TrainConfig` |
+| `trainer.py` | `fit`: the training loop with poly LR, AMP, checkpoints, resume, DDP |
+| `memory.py` | bytes autograd keeps for backward (notebooks 02, 08, benchmarks) |
+"""
+
+from seglib.engine.builders import build_datasets, build_loaders
+from seglib.engine.checkpoint import load_checkpoint
+from seglib.engine.config import TrainConfig
+from seglib.engine.evaluation import evaluate, iou_table, load_model, main_logits
+from seglib.engine.memory import saved_for_backward_bytes
+from seglib.engine.metrics import ConfusionMatrix
+from seglib.engine.runtime import pick_device
+from seglib.engine.trainer import METRIC_COLUMNS, NonFiniteLossError, fit, segmentation_loss
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "ConfusionMatrix",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "build_datasets",
+    "build_loaders",
+    "evaluate",
+    "fit",
+    "iou_table",
+    "load_checkpoint",
+    "load_model",
+    "main_logits",
+    "pick_device",
+    "saved_for_backward_bytes",
+    "segmentation_loss",
+]

@@ -1,0 +1,49 @@
+"""
+# From a TrainConfig to datasets and loaders
+
+The two factories a training run needs besides the model (`seglib.models.build_model`):
+`build_datasets` picks CamVid or the synthetic scenes as the config says, and
+`build_loaders` wraps them in reproducible DataLoaders. Used by `python -m seglib.train`,
+`python -m seglib.evaluate` and notebooks 06 and 07.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+
+from seglib.data import DataChoice, pick_datasets
+from seglib.engine import distributed as ddp
+from seglib.engine.config import TrainConfig
+
+__all__ = ["build_datasets", "build_loaders"]
+
+
+def build_datasets(config: TrainConfig, split: str = "val") -> DataChoice:
+    """`seglib.data.pick_datasets` for this config: returns its `DataChoice`."""
+    return pick_datasets(
+        config.data_dir,
+        source=config.data,
+        crop=config.crop,
+        train_size=config.train_size,
+        val_size=config.val_size,
+        synthetic_size=config.synthetic_size,
+        seed=config.seed,
+        split=split,
+        verbose=ddp.is_main(),  # one "which data" line, not one per DDP process
+    )
+
+
+def build_loaders(config: TrainConfig, choice: DataChoice) -> tuple[DataLoader, DataLoader]:
+    """Shuffled training loader (explicit generator: reproducible) and a val loader."""
+    g = torch.Generator().manual_seed(config.seed)
+    # Not persistent: workers are re-created each epoch and take their seeds from `g`,
+    # which `fit` re-seeds from (seed, epoch). Persistent workers would keep the first
+    # epoch's seeds, so a resumed run would augment differently from an uninterrupted one.
+    kw = {"num_workers": config.workers, "persistent_workers": False,
+          "pin_memory": torch.cuda.is_available()}  # fmt: skip
+    drop = len(choice.train) > config.batch_size  # no 1-image batch for BatchNorm
+    train = DataLoader(choice.train, batch_size=config.batch_size, shuffle=True,
+                       drop_last=drop, generator=g, **kw)  # fmt: skip
+    val = DataLoader(choice.val, batch_size=config.batch_size, **kw)
+    return train, val

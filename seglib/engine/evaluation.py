@@ -1,0 +1,155 @@
+"""
+# Evaluating a segmentation model
+
+Evaluation runs the model in `eval` mode (BatchNorm uses its running statistics, the
+auxiliary head is off) over a whole split, without gradients, and accumulates one
+confusion matrix from which per-class IoU, mIoU, pixel accuracy and mean class
+accuracy are read (see `seglib.engine.metrics`). Images are seen unchanged: no random crop or
+flip, so the numbers are reproducible.
+
+The command line `python -m seglib.evaluate` (`seglib/evaluate.py`) wraps these
+functions. Taught in `notebooks/07_evaluation.ipynb`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seglib.engine import distributed as ddp
+from seglib.engine.checkpoint import load_checkpoint
+from seglib.engine.config import TrainConfig
+from seglib.engine.metrics import ConfusionMatrix
+from seglib.engine.runtime import autocast, pick_device, resolve_amp
+from seglib.models.factory import build_model
+
+__all__ = ["evaluate", "iou_table", "load_model", "main_logits"]
+
+
+def main_logits(outputs: Any) -> torch.Tensor:
+    """The main logits of a model output (a tensor, or the first item of a tuple)."""
+    return outputs[0] if isinstance(outputs, tuple | list) else outputs
+
+
+def _loss_sum(
+    criterion: nn.Module, logits: torch.Tensor, target: torch.Tensor, ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of one batch and its normaliser (float64 scalars).
+
+    Summing `reduction="sum"` losses and dividing by the summed class weights of the
+    non-ignored pixels gives exactly the weighted mean over the whole set (what
+    `nn.CrossEntropyLoss` returns on all pixels at once); averaging per-batch means
+    would not, and an all-void batch would contribute NaN. The criterion is read for its
+    `weight` and `ignore_index`; any other criterion is averaged per batch.
+    """
+    ig = getattr(criterion, "ignore_index", ignore_index)
+    valid = target != ig
+    if not isinstance(criterion, nn.CrossEntropyLoss):
+        n = valid.sum().double()
+        mean = criterion(logits, target).double()
+        return torch.where(n > 0, mean * n, torch.zeros_like(mean)), n
+    weight = criterion.weight
+    total = F.cross_entropy(logits, target, weight=weight, ignore_index=ig, reduction="sum")
+    if weight is None:
+        return total.double(), valid.sum().double()
+    w = weight.to(logits.device, torch.float64)[torch.where(valid, target, 0)]
+    return total.double(), (w * valid).sum()
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    num_classes: int,
+    device: str | torch.device | None = None,
+    *,
+    criterion: nn.Module | None = None,
+    amp: str | bool = "off",
+    channels_last: bool = False,
+    ignore_index: int = 255,
+) -> dict:
+    """Metrics of `model` over `loader` of (image, mask) batches.
+
+    Returns a dict with `pixel_acc`, `mean_class_acc`, `miou` (floats), `iou` (per-class
+    tensor), `confusion` ((K, K) int64, rows = truth), `loss` (the `criterion` loss over
+    all non-ignored pixels of the set, class-weighted like `nn.CrossEntropyLoss`; NaN
+    without a criterion or without any valid pixel) and `images` (how many were seen). Under
+    DDP the counts of all ranks are summed, so every rank returns the same numbers.
+    """
+    device = pick_device(device)
+    dtype = resolve_amp(amp, device)
+    was_training = model.training
+    model.eval()
+    cm = ConfusionMatrix(num_classes, ignore_index=ignore_index, device=device)
+    # loss summed over non-ignored pixels, number of such pixels, number of images
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    try:
+        for X, Y in loader:
+            X, Y = X.to(device, non_blocking=True), Y.to(device, non_blocking=True).long()
+            if channels_last:
+                X = X.contiguous(memory_format=torch.channels_last)
+            with autocast(device, dtype):
+                logits = main_logits(model(X))
+            logits = logits.float()
+            if logits.shape[-2:] != Y.shape[-2:]:
+                logits = F.interpolate(logits, Y.shape[-2:], mode="bilinear", align_corners=False)
+            if logits.shape[1] != num_classes:
+                raise ValueError(
+                    f"model returns {logits.shape[1]} classes, expected num_classes={num_classes}"
+                )
+            cm.update(logits, Y)
+            if criterion is not None:
+                loss_sum, denom = _loss_sum(criterion, logits, Y, ignore_index)
+                sums[0] += loss_sum
+                sums[1] += denom
+            sums[2] += X.shape[0]
+    finally:
+        model.train(was_training)
+    if ddp.is_distributed():
+        cm.all_reduce()
+        torch.distributed.all_reduce(sums)
+    out = cm.compute()
+    loss = float(sums[0] / sums[1]) if criterion is not None and sums[1] > 0 else math.nan
+    return {**out, "confusion": cm.matrix.cpu(), "loss": loss, "images": int(sums[2])}
+
+
+def load_model(
+    checkpoint: str | os.PathLike, device: str | torch.device | None = None
+) -> tuple[nn.Module, Any]:
+    """Rebuild the model a `seglib.train` checkpoint was written for, in eval mode.
+
+    Returns `(model, config)` where config is the run's `TrainConfig`. Works for the
+    models `seglib.models.build_model` knows (ccnet, refinenet).
+    """
+    ckpt = load_checkpoint(checkpoint)
+    config = TrainConfig.from_dict(ckpt["config"])
+    model = build_model(
+        config.model,
+        config.num_classes,
+        config.backbone,
+        recurrence=config.recurrence,
+        features=config.features,
+    )
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        raise ValueError(
+            f"checkpoint {checkpoint} does not fit a rebuilt {config.model}/{config.backbone} "
+            f"with {config.num_classes} classes: {err}"
+        ) from err
+    return model.to(pick_device(device)).eval(), config
+
+
+def iou_table(iou: torch.Tensor, classes: Sequence[str] | None = None) -> pd.DataFrame:
+    """A pandas DataFrame with one row per class: name and IoU (NaN = class absent)."""
+    names = list(classes) if classes is not None else [str(k) for k in range(len(iou))]
+    if len(names) != len(iou):
+        raise ValueError(f"{len(iou)} IoU values but {len(names)} class names")
+    return pd.DataFrame({"class": names, "iou": iou.tolist()}).set_index("class")

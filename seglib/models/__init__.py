@@ -1,0 +1,56 @@
+"""
+# seglib.models: the networks (notebooks 01-04)
+
+Bottom layer of seglib: depends on torch and torchvision only.
+
+| file | idea | notebook |
+|---|---|---|
+| `backbone.py` | dilated ResNet, torchvision keys, output stride 8/16/32 | 01 |
+| `attention_plain.py` | criss-cross attention by einsum + softmax (the teaching path) | 02 |
+| `attention_lean.py` | the memory-lean autograd Function (keeps one log-sum-exp per pixel) | 08 |
+| `qkv_projection.py` | the three 1x1 projections as one channels-last convolution | 08 |
+| `attention.py` | public API: `criss_cross_attention`, the module, the dense reference | 02 |
+| `ccnet.py` | RCCA (R passes of one shared attention), auxiliary head, CCNet, loss | 03 |
+| `refinenet.py` | RCU, multi-resolution fusion, chained residual pooling, 4-cascade | 04 |
+| `factory.py` | `build_model("ccnet" / "refinenet", ...)` | 06 |
+"""
+
+from seglib.models.attention import (
+    CrissCrossAttention,
+    attention_to_map,
+    criss_cross_attention,
+    criss_cross_mask,
+    criss_cross_weights,
+    dense_masked_attention,
+)
+from seglib.models.backbone import ResNet, build_backbone
+from seglib.models.ccnet import CCNet, RCCAModule, ccnet_loss
+from seglib.models.factory import MODELS, build_model
+from seglib.models.refinenet import (
+    ChainedResidualPooling,
+    MultiResolutionFusion,
+    RefineNet,
+    RefineNetBlock,
+    ResidualConvUnit,
+)
+
+__all__ = [
+    "CCNet",
+    "ChainedResidualPooling",
+    "CrissCrossAttention",
+    "MODELS",
+    "MultiResolutionFusion",
+    "RCCAModule",
+    "RefineNet",
+    "RefineNetBlock",
+    "ResNet",
+    "ResidualConvUnit",
+    "attention_to_map",
+    "build_backbone",
+    "build_model",
+    "ccnet_loss",
+    "criss_cross_attention",
+    "criss_cross_mask",
+    "criss_cross_weights",
+    "dense_masked_attention",
+]

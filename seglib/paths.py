@@ -1,0 +1,41 @@
+"""
+# Where data and run outputs go
+
+One place decides the folders that the notebooks, the command lines and the tests share,
+so that a notebook started in `notebooks/` and a command started at the repository root
+write to the same `runs/` and read the same `data/CamVid`:
+
+- in a clone of the repository (seglib installed with `pip install -e .`): the
+  repository's own `data/` and `runs/` (both git-ignored);
+- elsewhere (seglib installed from a wheel, e.g. on Colab): `data/` and `runs/` in the
+  current directory.
+
+`$SEGLIB_RUNS` overrides the runs folder (notebook 06 points it at Google Drive on
+Colab so that checkpoints outlive the VM). This module imports nothing from seglib.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["REPO_ROOT", "data_root", "runs_root"]
+
+# The checkout holding seglib/ when seglib is used from a clone, else None
+_PARENT = Path(__file__).resolve().parent.parent
+REPO_ROOT: Path | None = _PARENT if (_PARENT / "pyproject.toml").is_file() else None
+
+
+def _base() -> Path:
+    return REPO_ROOT if REPO_ROOT is not None else Path.cwd()
+
+
+def data_root() -> Path:
+    """The folder downloads land in: `<repo>/data`, or `./data` outside a clone."""
+    return _base() / "data"
+
+
+def runs_root() -> Path:
+    """The folder runs are written to: `$SEGLIB_RUNS`, `<repo>/runs`, or `./runs`."""
+    env = os.environ.get("SEGLIB_RUNS")
+    return Path(env).expanduser() if env else _base() / "runs"
