@@ -5,6 +5,7 @@
     python -m seglib.train --model ccnet --backbone resnet101 --data camvid \\
         --weights-backbone IMAGENET1K_V2 --crop 360x480 --epochs 80 --lr 0.01 --out runs/c101
     torchrun --nproc-per-node 4 -m seglib.train ... --sync-bn       # several GPUs (DDP)
+    python -m seglib.train --recipe camvid-cpu                      # CamVid on a CPU, ~1 h
     python -m seglib.train --out runs/quick --resume                # continue a run
 
 The defaults are a quick CPU recipe on the synthetic street scenes (see
@@ -24,10 +25,10 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
-from seglib.data import class_weights
 from seglib.engine import distributed as ddp
-from seglib.engine.builders import build_datasets, build_loaders
-from seglib.engine.config import TrainConfig, parse_hw
+from seglib.engine.builders import build_datasets, build_loaders, resolve_class_weights
+from seglib.engine.config import CLASS_WEIGHTINGS, TrainConfig, parse_hw
+from seglib.engine.recipes import RECIPES, recipe
 from seglib.engine.trainer import NonFiniteLossError, fit
 from seglib.models import MODELS, build_model
 from seglib.paths import runs_root
@@ -47,60 +48,80 @@ def _crop(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(msg) from None
 
 
+def _scale(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split("-"))
+    except ValueError:
+        msg = f"--scale expects LOW-HIGH such as 0.5-2.0, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    return lo, hi
+
+
+# flag -> TrainConfig field, for the flags that map one to one
+_FIELDS = ("model", "backbone", "data", "data_dir", "epochs", "batch_size", "crop", "scale",
+           "eval_scale", "lr", "weight_decay", "workers", "device", "amp", "weights_backbone",
+           "seed", "recurrence", "features", "grad_clip", "class_weighting", "synthetic_size",
+           "train_size", "val_size", "train_limit", "val_limit")  # fmt: skip
+
+
 def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
-    """Flags -> TrainConfig (unset flags keep the dataclass defaults)."""
+    """Flags -> TrainConfig: a `--recipe`'s values (or the quick synthetic defaults),
+    then every flag given on the command line on top."""
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m seglib.train", description="Train CCNet or RefineNet (see module docs)."
     )
-    p.add_argument("--model", choices=MODELS, default=d.model)
-    p.add_argument("--backbone", default=d.backbone, help="resnet18 ... resnet152")
-    p.add_argument("--data", choices=["synthetic", "camvid", "auto"], default=d.data)
-    p.add_argument("--data-dir", default=None, help="CamVid root (else $CAMVID_DIR, data/CamVid)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--crop", type=_crop, default=None,
+    p.add_argument("--recipe", choices=sorted(RECIPES),
+                   help="a named recipe (seglib.engine.recipes); flags override it")  # fmt: skip
+    p.add_argument("--model", choices=MODELS, help=f"default {d.model}")
+    p.add_argument("--backbone", help=f"resnet18 ... resnet152 (default {d.backbone})")
+    p.add_argument("--data", choices=["synthetic", "camvid", "auto"], help=f"default {d.data}")
+    p.add_argument("--data-dir", help="CamVid root (else $CAMVID_DIR, data/CamVid)")
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--crop", type=_crop,
                    help="training crop HxW (default 96x128 synthetic, 360x480 CamVid)")  # fmt: skip
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--scale", type=_scale,
+                   help="CamVid's random scale range LOW-HIGH (default 0.5-2.0)")  # fmt: skip
+    p.add_argument("--eval-scale", type=float,
+                   help="input resize factor at evaluation (logits: label size)")  # fmt: skip
+    p.add_argument("--lr", type=float,
                    help="SGD learning rate (default: ccnet 0.1, refinenet 0.005)")  # fmt: skip
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--device", default=None, help="cuda, cuda:1, mps, cpu (default: best)")
-    p.add_argument("--amp", nargs="?", const="auto", default=d.amp,
-                   choices=["auto", "bf16", "fp16", "off"],
+    p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
+    p.add_argument("--device", help="cuda, cuda:1, mps, cpu (default: best)")
+    p.add_argument("--amp", nargs="?", const="auto", choices=["auto", "bf16", "fp16", "off"],
                    help="mixed precision (auto: bf16/fp16 on CUDA, off on CPU)")  # fmt: skip
     p.add_argument("--no-amp", dest="amp", action="store_const", const="off")
-    p.add_argument("--weights-backbone", default=None,
+    p.add_argument("--weights-backbone",
                    help="torchvision weights name (IMAGENET1K_V1) or a local .pth")  # fmt: skip
-    p.add_argument("--out", default=str(runs_root() / "quick"),
-                   help="folder for checkpoints and metrics.csv (default: runs/quick)")  # fmt: skip
+    p.add_argument("--out", help="folder for checkpoints and metrics.csv "
+                   "(default: runs/RECIPE, or runs/quick)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--recurrence", type=int, default=d.recurrence, help="CCNet: R")
-    p.add_argument("--features", type=int, default=d.features, help="RefineNet: channels")
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
+    p.add_argument("--recurrence", type=int, help=f"CCNet: R (default {d.recurrence})")
+    p.add_argument("--features", type=int, help=f"RefineNet: channels (default {d.features})")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under torchrun")
-    p.add_argument("--grad-clip", type=float, default=None)
-    p.add_argument("--class-weights", choices=["none", "median"], default="none",
-                   help="median-frequency class weights computed on the training set")  # fmt: skip
-    p.add_argument("--synthetic-size", type=_crop, default=d.synthetic_size,
+    p.add_argument("--grad-clip", type=float)
+    p.add_argument("--class-weights", dest="class_weighting", choices=CLASS_WEIGHTINGS,
+                   help="median: median-frequency class weights of the training set")  # fmt: skip
+    p.add_argument("--synthetic-size", type=_crop,
                    help="HxW of the synthetic scenes (default: the crop)")  # fmt: skip
-    p.add_argument("--train-size", type=int, default=d.train_size, help="synthetic scenes")
-    p.add_argument("--val-size", type=int, default=d.val_size, help="synthetic scenes")
+    p.add_argument("--train-size", type=int, help="synthetic scenes")
+    p.add_argument("--val-size", type=int, help="synthetic scenes")
+    p.add_argument("--train-limit", type=int, help="use only the first N training images")
+    p.add_argument("--val-limit", type=int, help="use only the first N validation images")
     args = p.parse_args(argv)
-    if args.lr is None:
-        args.lr = DEFAULT_LR[args.model]
-    if args.crop is None:  # the quick recipe's size for synthetic scenes, else CamVid's own
-        args.crop = d.crop if args.data == "synthetic" else None
-    config = TrainConfig(
-        model=args.model, backbone=args.backbone, recurrence=args.recurrence,
-        features=args.features, weights_backbone=args.weights_backbone, epochs=args.epochs,
-        batch_size=args.batch_size, crop=args.crop, lr=args.lr,
-        weight_decay=args.weight_decay, grad_clip=args.grad_clip, amp=args.amp,
-        device=args.device, workers=args.workers, sync_bn=args.sync_bn, data=args.data,
-        data_dir=args.data_dir, synthetic_size=args.synthetic_size,
-        train_size=args.train_size, val_size=args.val_size,
-        seed=args.seed,
-    )  # fmt: skip
+    given = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
+    if args.recipe is not None:
+        config = recipe(args.recipe, given.get("model", "ccnet"))
+    else:  # the quick synthetic defaults; CamVid's own size unless a crop is given
+        model = given.get("model", d.model)
+        data = given.get("data", d.data)
+        config = d.replace(lr=DEFAULT_LR[model], crop=d.crop if data == "synthetic" else None)
+    config = config.replace(sync_bn=args.sync_bn, **given)
+    if args.out is None:
+        args.out = str(runs_root() / (args.recipe or "quick"))
     return config, args
 
 
@@ -114,8 +135,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
         choice = build_datasets(config)
         config = config.replace(num_classes=choice.num_classes, data=choice.name,
                                 data_dir=str(choice.root) if choice.root else None)  # fmt: skip
-        if args.class_weights == "median":
-            config = config.replace(class_weights=class_weights(choice.train).tolist())
+        config = resolve_class_weights(config, choice)
         torch.manual_seed(config.seed)
         model = build_model(config.model, config.num_classes, config.backbone,
                             recurrence=config.recurrence, features=config.features,

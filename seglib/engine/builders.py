@@ -10,21 +10,25 @@ The two factories a training run needs besides the model (`seglib.models.build_m
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
-from seglib.data import DataChoice, pick_datasets
+from seglib.data import DataChoice, class_weights, pick_datasets
 from seglib.engine import distributed as ddp
 from seglib.engine.config import TrainConfig
 
-__all__ = ["build_datasets", "build_loaders"]
+__all__ = ["build_datasets", "build_loaders", "resolve_class_weights"]
 
 
 def build_datasets(config: TrainConfig, split: str = "val") -> DataChoice:
-    """`seglib.data.pick_datasets` for this config: returns its `DataChoice`."""
-    return pick_datasets(
+    """`seglib.data.pick_datasets` for this config: returns its `DataChoice`.
+
+    `train_limit` / `val_limit` keep only the first images of each split (quick runs).
+    """
+    choice = pick_datasets(
         config.data_dir,
         source=config.data,
         crop=config.crop,
+        scale=config.scale,
         train_size=config.train_size,
         val_size=config.val_size,
         synthetic_size=config.synthetic_size,
@@ -32,6 +36,22 @@ def build_datasets(config: TrainConfig, split: str = "val") -> DataChoice:
         split=split,
         verbose=ddp.is_main(),  # one "which data" line, not one per DDP process
     )
+    if config.train_limit is not None and config.train_limit < len(choice.train):
+        choice.train = Subset(choice.train, range(config.train_limit))
+    if config.val_limit is not None and config.val_limit < len(choice.val):
+        choice.val = Subset(choice.val, range(config.val_limit))
+    return choice
+
+
+def resolve_class_weights(config: TrainConfig, choice: DataChoice) -> TrainConfig:
+    """The config with `class_weights` filled in when `class_weighting` asks for them.
+
+    "median": median-frequency balancing over the training images (labels read without
+    augmentation, see `seglib.data.class_weights`). Explicit `class_weights` win.
+    """
+    if config.class_weights is not None or config.class_weighting == "none":
+        return config
+    return config.replace(class_weights=class_weights(choice.train).tolist())
 
 
 def build_loaders(config: TrainConfig, choice: DataChoice) -> tuple[DataLoader, DataLoader]:

@@ -23,7 +23,9 @@ from typing import Any
 
 from seglib.engine.runtime import AMP_MODES
 
-__all__ = ["TrainConfig", "parse_hw"]
+__all__ = ["CLASS_WEIGHTINGS", "TrainConfig", "parse_hw"]
+
+CLASS_WEIGHTINGS = ("none", "median")
 
 
 def parse_hw(text: str) -> tuple[int, int]:
@@ -55,12 +57,15 @@ class TrainConfig:
     epochs: int = 16
     batch_size: int = 8
     crop: tuple[int, int] | None = (96, 128)  # (h, w) training crop (None: CamVid 360x480)
+    scale: tuple[float, float] | None = None  # CamVid random scale range (None: 0.5-2.0)
+    eval_scale: float = 1.0  # evaluation input resized by this; logits back to label size
     lr: float = 0.1  # base learning rate of SGD (0.01 when fine-tuning ImageNet weights)
     momentum: float = 0.9
     weight_decay: float = 1e-4
     poly_power: float = 0.9  # lr = base_lr * (1 - it / max_it) ** power, per iteration
     aux_weight: float = 0.4  # weight of the auxiliary loss when the model returns one
     class_weights: list[float] | None = None  # per-class cross-entropy weights
+    class_weighting: str = "none"  # none | median: compute class_weights from train set
     ignore_index: int = 255  # label value left out of loss and metrics (void)
     grad_clip: float | None = None  # max global gradient norm; None = no clipping
     # --- hardware ---
@@ -75,6 +80,8 @@ class TrainConfig:
     synthetic_size: tuple[int, int] | None = None  # (h, w) of synthetic scenes; None = crop
     train_size: int = 200  # synthetic training scenes
     val_size: int = 48  # synthetic validation scenes
+    train_limit: int | None = None  # use only the first N training images (None: all)
+    val_limit: int | None = None  # use only the first N validation images (None: all)
     # --- bookkeeping ---
     seed: int = 0  # seeds init, shuffling and augmentation
     log_points: int = 5  # points per epoch on the live plot
@@ -94,6 +101,20 @@ class TrainConfig:
             if len(tuple(self.crop)) != 2:
                 raise ValueError(f"crop must be (h, w), got {self.crop}")
             self.crop = (int(self.crop[0]), int(self.crop[1]))
+        if self.scale is not None:
+            lo, hi = (float(v) for v in self.scale)
+            if not 0 < lo <= hi:
+                raise ValueError(f"scale must be (low, high), 0 < low <= high, got {self.scale}")
+            self.scale = (lo, hi)
+        if not self.eval_scale > 0:
+            raise ValueError(f"eval_scale must be > 0, got {self.eval_scale}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ValueError(
+                f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}"
+            )
+        for name in ("train_limit", "val_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 or None, got {getattr(self, name)}")
         if self.synthetic_size is not None:
             self.synthetic_size = (int(self.synthetic_size[0]), int(self.synthetic_size[1]))
         if self.amp not in AMP_MODES:

@@ -74,13 +74,17 @@ def evaluate(
     amp: str | bool = "off",
     channels_last: bool = False,
     ignore_index: int = 255,
+    input_scale: float = 1.0,
 ) -> dict:
     """Metrics of `model` over `loader` of (image, mask) batches.
 
     Returns a dict with `pixel_acc`, `mean_class_acc`, `miou` (floats), `iou` (per-class
     tensor), `confusion` ((K, K) int64, rows = truth), `loss` (the `criterion` loss over
     all non-ignored pixels of the set, class-weighted like `nn.CrossEntropyLoss`; NaN
-    without a criterion or without any valid pixel) and `images` (how many were seen). Under
+    without a criterion or without any valid pixel) and `images` (how many were seen).
+    `input_scale` resizes the images before the model (e.g. 0.5 for a model trained at
+    half resolution); the logits are always resized back to the labels' own size, so
+    the metrics are measured against the native labels. Under
     DDP the counts of all ranks are summed, so every rank returns the same numbers.
     """
     device = pick_device(device)
@@ -93,6 +97,9 @@ def evaluate(
     try:
         for X, Y in loader:
             X, Y = X.to(device, non_blocking=True), Y.to(device, non_blocking=True).long()
+            if input_scale != 1.0:  # (B, 3, H, W) -> (B, 3, sH, sW)
+                X = F.interpolate(X, scale_factor=input_scale, mode="bilinear",
+                                  align_corners=False, antialias=True)  # fmt: skip
             if channels_last:
                 X = X.contiguous(memory_format=torch.channels_last)
             with autocast(device, dtype):

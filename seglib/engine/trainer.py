@@ -293,7 +293,8 @@ def fit(
         res = evaluate(ddp.unwrap(net), val_loader, config.num_classes, device,
                        criterion=val_criterion,
                        amp=config.amp if amp_dtype is not None else "off",
-                       channels_last=channels_last, ignore_index=config.ignore_index)  # fmt: skip
+                       channels_last=channels_last, ignore_index=config.ignore_index,
+                       input_scale=config.eval_scale)  # fmt: skip
         row = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / max(1, n_images),

@@ -1,0 +1,74 @@
+"""Recipes and modes: what the notebooks' mode cell and `--recipe` turn into."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seglib import train as train_cli
+from seglib.engine import TrainConfig, evaluate
+from seglib.engine.recipes import RECIPES, pick_mode, recipe
+
+
+def test_mode_follows_the_environment_and_the_hardware(monkeypatch):
+    monkeypatch.delenv("SEGLIB_MODE", raising=False)
+    assert pick_mode() == ("gpu" if torch.cuda.is_available() else "quick")
+    monkeypatch.setenv("SEGLIB_MODE", "cpu")
+    assert pick_mode() == "cpu"
+    assert pick_mode("gpu") == "gpu"  # an explicit choice wins
+    monkeypatch.setenv("SEGLIB_MODE", "tpu")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        pick_mode()
+
+
+def test_recipes_by_mode_and_name_with_overrides(monkeypatch):
+    monkeypatch.delenv("SEGLIB_TINY", raising=False)
+    gpu = recipe("gpu")
+    assert gpu == recipe("camvid-gpu")
+    assert (gpu.backbone, gpu.data, gpu.crop, gpu.lr) == ("resnet101", "camvid", (360, 480), 0.01)
+    cpu = recipe("cpu", epochs=2)
+    assert (cpu.epochs, cpu.crop, cpu.eval_scale, cpu.class_weighting) == (
+        2,
+        (180, 240),
+        0.5,
+        "median",
+    )
+    assert recipe("cpu", model="refinenet").lr < cpu.lr
+    with pytest.raises(ValueError, match="unknown recipe"):
+        recipe("fast")
+
+
+def test_tiny_keeps_the_model_and_shrinks_everything_else(monkeypatch):
+    monkeypatch.setenv("SEGLIB_TINY", "1")
+    c = recipe("gpu")
+    assert (c.backbone, c.model, c.lr) == ("resnet101", "ccnet", RECIPES["camvid-gpu"]["lr"])
+    assert (c.epochs, c.crop, c.weights_backbone, c.train_limit) == (1, (64, 96), None, 4)
+    assert c.data == "auto"  # no download in CI: CamVid when present, else synthetic
+
+
+def test_cli_flags_override_the_recipe(monkeypatch):
+    monkeypatch.delenv("SEGLIB_TINY", raising=False)
+    config, args = train_cli.parse_args(["--recipe", "camvid-cpu", "--epochs", "3",
+                                         "--scale", "0.5-1.0", "--out", "x"])  # fmt: skip
+    assert (config.epochs, config.scale, config.crop) == (3, (0.5, 1.0), (180, 240))
+    assert config.class_weighting == "median" and args.out == "x"
+    plain, args = train_cli.parse_args([])
+    assert plain == TrainConfig().replace(sync_bn=False) and args.out.endswith("quick")
+    with pytest.raises(SystemExit):
+        train_cli.parse_args(["--scale", "2"])
+
+
+def test_evaluate_at_half_scale_scores_against_native_labels():
+    class Mean(torch.nn.Module):  # logits from the image's channels: any size in, same out
+        def forward(self, x):
+            return x[:, :2] * 10
+
+    torch.manual_seed(0)
+    X = torch.randn(2, 3, 8, 12)
+    Y = torch.randint(0, 2, (2, 8, 12))
+    res = evaluate(Mean(), [(X, Y)], num_classes=2, device="cpu", input_scale=0.5)
+    small = F.interpolate(X, scale_factor=0.5, mode="bilinear", align_corners=False,
+                          antialias=True)[:, :2] * 10  # fmt: skip
+    pred = F.interpolate(small, size=(8, 12), mode="bilinear", align_corners=False).argmax(1)
+    assert res["pixel_acc"] == pytest.approx((pred == Y).float().mean().item())
+    full = evaluate(Mean(), [(X, Y)], num_classes=2, device="cpu")
+    assert full["pixel_acc"] != res["pixel_acc"]
