@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.seglib-installed
 D2L    := d2l==1.0.3
 
-.PHONY: lab test unit notebooks lint bench train clean
+.PHONY: lab test unit notebooks lint bench train camvid-cpu camvid-ablation clean
 
 # Rebuilt only when pyproject.toml changes, so a second `make test` starts at once.
 $(STAMP): pyproject.toml
@@ -45,7 +45,18 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/quick_train.py
 
 train: $(STAMP)
-	$(BIN)/python -m seglib.train --data synthetic --out runs/quick
+	$(BIN)/python -m seglib.train --data synthetic --out runs/quick $(if $(wildcard runs/quick/last.pt),--resume)
+
+# Real CamVid ($$CAMVID_DIR or data/CamVid), CCNet ResNet-18 from scratch at half resolution,
+# then the per-class IoU table on the 233 test images. Interrupt it any time: the same
+# command resumes from runs/camvid-cpu/last.pt.
+camvid-cpu: $(STAMP)
+	$(BIN)/python -m seglib.train --recipe camvid-cpu --out runs/camvid-cpu $(if $(wildcard runs/camvid-cpu/last.pt),--resume)
+	$(BIN)/python -m seglib.evaluate --checkpoint runs/camvid-cpu/best.pt --split test
+
+# The same recipe for CCNet R = 0, 1, 2 and RefineNet; table and curves in benchmarks/results/
+camvid-ablation: $(STAMP)
+	$(BIN)/python benchmarks/camvid_cpu.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

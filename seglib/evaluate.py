@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--device", default=None)
+    p.add_argument("--eval-scale", type=float, default=None,
+                   help="resize inputs by this (default: the run's eval_scale)")  # fmt: skip
     args = p.parse_args(argv)
 
     model, config = load_model(args.checkpoint, args.device)
@@ -52,10 +54,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f"the data has {choice.num_classes} classes but the checkpoint {config.num_classes}"
         )
     loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers)
-    res = evaluate(model, loader, config.num_classes, device)
+    scale = config.eval_scale if args.eval_scale is None else args.eval_scale
+    res = evaluate(model, loader, config.num_classes, device, input_scale=scale)
     table = iou_table(res["iou"], choice.classes)
     print(f"{args.checkpoint}: {config.model}/{config.backbone} on {choice.name} {args.split} "
-          f"({res['images']} images)")
+          f"({res['images']} images; inputs resized by {scale:g}, scored at the labels' size)")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"mIoU {res['miou']:.4f} | pixel acc {res['pixel_acc']:.4f} | "
           f"mean class acc {res['mean_class_acc']:.4f}")

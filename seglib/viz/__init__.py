@@ -7,6 +7,7 @@ Top of the library beside the command lines: draws only, never trains.
 |---|---|
 | `masks.py` | colour a label map, overlay it, image / prediction / label grids, legend, bars |
 | `attention.py` | where one query pixel looks |
+| `diagrams.py` | architecture diagrams drawn with matplotlib (`seglib.viz.diagrams`) |
 """
 
 from seglib.viz.attention import plot_attention_map

@@ -1,0 +1,167 @@
+"""
+# The CPU recipe on real CamVid, and the ablation the CCNet paper is about
+
+Trains (or resumes) four runs of the `camvid-cpu` recipe with the same seed, one per
+model, through the command line a learner types,
+
+    python -m seglib.train --recipe camvid-cpu [--recurrence R | --model refinenet] --resume
+
+then evaluates each run's `best.pt` (chosen on val) on the 233 **test** images at the
+native 360x480 labels and writes:
+
+- `benchmarks/results/camvid_cpu.csv`: one row per run: test mIoU, pixel accuracy,
+  per-class IoU, parameters, epochs done, training minutes, images/s;
+- `benchmarks/results/camvid_cpu_curves.png`: train loss and val mIoU per epoch;
+- a markdown table beside published CamVid test numbers (printed).
+
+Runs live in `runs/camvid-cpu*` (git-ignored). Interrupt at any time: the next call
+resumes every unfinished run from its `last.pt`. A run still training is reported with
+the epochs it has.
+
+    CAMVID_DIR=... python benchmarks/camvid_cpu.py                  # all four runs
+    CAMVID_DIR=... python benchmarks/camvid_cpu.py --only ccnet-r2  # one run
+    CAMVID_DIR=... python benchmarks/camvid_cpu.py --no-train       # table of what exists
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from seglib.data import pick_datasets
+from seglib.engine import evaluate, load_model
+from seglib.engine.recipes import RECIPES
+from seglib.paths import runs_root
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RECIPE = "camvid-cpu"
+
+# name -> flags after `--recipe camvid-cpu`; ccnet-r2 is the recipe itself (make camvid-cpu)
+RUNS: dict[str, list[str]] = {
+    "ccnet-r2": [],
+    "ccnet-r1": ["--recurrence", "1"],
+    "ccnet-r0": ["--recurrence", "0"],
+    "refinenet": ["--model", "refinenet"],
+}
+
+# Published CamVid test mIoU (11 classes, 233 test images, 360x480), no ImageNet
+# pretraining. `verified`: checked against the paper's stored abstract page here; the
+# others are quoted from the papers' comparison tables from memory, not re-checked.
+PUBLISHED = [
+    ("SegNet", 46.4, "as compared in Jegou et al. 2017, arXiv:1611.09326, Table 2", False),
+    ("ENet", 51.3, "Paszke et al. 2016, arXiv:1606.02147", False),
+    ("FC-DenseNet56", 58.9, "Jegou et al. 2017, arXiv:1611.09326, Table 2", False),
+    ("FC-DenseNet103", 66.9, "Jegou et al. 2017, arXiv:1611.09326, Table 2", True),
+]  # fmt: skip
+
+
+def out_dir(name: str) -> Path:
+    """The run folder: `runs/camvid-cpu` for the recipe itself, else a suffix."""
+    return runs_root() / (RECIPE if name == "ccnet-r2" else f"{RECIPE}-{name}")
+
+
+def train(name: str) -> None:
+    """Start or resume one run through the command line (a fresh process)."""
+    out = out_dir(name)
+    cmd = [sys.executable, "-m", "seglib.train", "--recipe", RECIPE, *RUNS[name],
+           "--out", str(out)]  # fmt: skip
+    if (out / "last.pt").is_file():
+        cmd.append("--resume")
+    print("$", " ".join(cmd[1:]), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def score(name: str, split: str = "test") -> dict | None:
+    """Evaluate a run's best.pt on the test split at native labels; None if no run yet."""
+    out = out_dir(name)
+    if not (out / "best.pt").is_file():
+        return None
+    model, config = load_model(out / "best.pt", device="cpu")
+    choice = pick_datasets(config.data_dir, source="camvid", split=split, verbose=False)
+    loader = DataLoader(choice.val, batch_size=4)
+    res = evaluate(model, loader, config.num_classes, "cpu", input_scale=config.eval_scale)
+    metrics = pd.read_csv(out / "metrics.csv")
+    row = {
+        "run": name, "model": config.model, "recurrence": config.recurrence
+        if config.model == "ccnet" else None,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "epochs": int(metrics["epoch"].max()), "recipe_epochs": RECIPES[RECIPE]["epochs"],
+        "train_minutes": metrics["seconds"].sum() / 60,
+        "images_per_s": metrics["images_per_s"].median(),
+        "best_val_miou": metrics["val_miou"].max(),
+        f"{split}_miou": res["miou"], f"{split}_pixel_acc": res["pixel_acc"],
+        f"{split}_mean_class_acc": res["mean_class_acc"],
+    }  # fmt: skip
+    row.update({f"iou_{c}": float(v) for c, v in zip(choice.classes, res["iou"].tolist())})
+    return row
+
+
+def plot_curves(names: list[str], path: Path) -> None:
+    """Train loss and val mIoU per epoch for every run that has a metrics.csv."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_miou) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name in names:
+        csv = out_dir(name) / "metrics.csv"
+        if not csv.is_file():
+            continue
+        m = pd.read_csv(csv)
+        if m.empty:
+            continue
+        ax_loss.plot(m["epoch"], m["train_loss"], label=name)
+        ax_miou.plot(m["epoch"], m["val_miou"], label=name)
+    ax_loss.set(xlabel="epoch", ylabel="train loss (class-weighted)", title="training loss")
+    ax_miou.set(xlabel="epoch", ylabel="val mIoU", title="validation mIoU (180x240 input)")
+    for ax in (ax_loss, ax_miou):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("camvid-cpu recipe: ResNet-18 from scratch, 2-core CPU", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The results beside the published numbers, as a markdown table."""
+    lines = ["| model | test mIoU | params (M) | epochs | train min | images/s |",
+             "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for _, r in table.iterrows():
+        lines.append(f"| {r['run']} (seglib) | {100 * r['test_miou']:.1f} | "
+                     f"{r['params_m']:.1f} | {r['epochs']}/{r['recipe_epochs']} | "
+                     f"{r['train_minutes']:.0f} | {r['images_per_s']:.1f} |")  # fmt: skip
+    for name, miou, source, verified in PUBLISHED:
+        mark = "" if verified else " (not re-checked)"
+        lines.append(f"| {name} [{source}]{mark} | {miou:.1f} | | | | |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("--only", nargs="*", choices=sorted(RUNS), help="runs to train/score")
+    p.add_argument("--no-train", action="store_true", help="only score what exists")
+    args = p.parse_args(argv)
+    names = args.only or list(RUNS)
+    torch.manual_seed(0)
+    if not args.no_train:
+        for name in names:
+            train(name)
+    rows = [r for r in (score(n) for n in RUNS) if r is not None]
+    table = pd.DataFrame(rows)
+    RESULTS.mkdir(exist_ok=True)
+    if not table.empty:
+        table.to_csv(RESULTS / "camvid_cpu.csv", index=False, float_format="%.4f")
+        print(markdown(table))
+    plot_curves(list(RUNS), RESULTS / "camvid_cpu_curves.png")
+    return table
+
+
+if __name__ == "__main__":
+    main()
