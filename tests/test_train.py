@@ -189,8 +189,29 @@ def test_animate_draws_d2l_curves(capsys):
     import matplotlib.pyplot as plt
 
     lines = plt.gcf().axes[0].get_lines()  # the Animator's figure
-    assert [len(line.get_xdata()) for line in lines] == [2 * 5, 2, 2]  # 5 loss points/epoch
-    assert list(lines[2].get_ydata()) == pytest.approx(list(hist["val_miou"]))
+    assert [len(line.get_xdata()) for line in lines] == [2 * 5, 2, 2, 2]  # 5 loss points/epoch
+    assert list(lines[1].get_ydata()) == pytest.approx(list(hist["val_loss"]))
+    assert list(lines[3].get_ydata()) == pytest.approx(list(hist["val_miou"]))
+    plt.close("all")
+
+
+def test_a_resumed_run_plots_the_earlier_epochs_first(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    pytest.importorskip("d2l")
+    import matplotlib.pyplot as plt
+
+    torch.manual_seed(0)
+    train, val = loaders()
+    net = TinyNet()
+    fit(net, train, val, CFG, out=tmp_path, animate=False, epochs=3,
+        callback=lambda row: row["epoch"] == 2)  # "interrupted" after epoch 2
+    plt.close("all")
+    hist = fit(net, train, val, CFG, out=tmp_path, resume=True, animate=True, epochs=3)
+    loss, val_loss, _, miou = plt.gcf().axes[0].get_lines()
+    assert list(miou.get_xdata()) == [1, 2, 3]  # a continuation, not a new curve
+    assert list(miou.get_ydata()) == pytest.approx(list(hist["val_miou"]))
+    assert list(loss.get_xdata())[:2] == [1, 2] and len(loss.get_xdata()) == 2 + 5
     plt.close("all")
 
 

@@ -39,11 +39,13 @@ class Board:
             from d2l import torch as d2l
 
             self.animator = d2l.Animator(
-                xlabel="epoch", xlim=[1, config.epochs],
-                legend=["train loss", "val pixel acc", "val mIoU"],
+                xlabel="epoch", xlim=[0, config.epochs],
+                legend=["train loss", "val loss", "val pixel acc", "val mIoU"],
+                fmts=("-", "r:", "m--", "g-."),
             )  # fmt: skip
             self.timer = d2l.Timer()
-            for row in history:
+            for row in history:  # a resumed run: the epochs done so far, then onwards
+                self.add_train(row["epoch"], row["train_loss"])
                 self.add_epoch(row)
 
     def bar(self, loader: DataLoader, epoch: int, epochs: int) -> tqdm:
@@ -58,12 +60,13 @@ class Board:
     def add_train(self, x: float, loss: float) -> None:
         """Plot the running train loss at fractional epoch `x` (notebooks only)."""
         if self.animator is not None:
-            self.animator.add(x, (loss, None, None))
+            self.animator.add(x, (loss, None, None, None))
 
     def add_epoch(self, row: dict) -> None:
         """Plot an epoch's validation metrics, or log them as one line in a terminal."""
         if self.animator is not None:
-            self.animator.add(row["epoch"], (None, row["val_pixel_acc"], row["val_miou"]))
+            self.animator.add(row["epoch"], (None, row["val_loss"], row["val_pixel_acc"],
+                                             row["val_miou"]))  # fmt: skip
         if self.verbose:
             tqdm.write(
                 f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} | val loss "
