@@ -10,8 +10,13 @@ write to the same `runs/` and read the same `data/CamVid`:
 - elsewhere (seglib installed from a wheel, e.g. on Colab): `data/` and `runs/` in the
   current directory.
 
-`$SEGLIB_RUNS` overrides the runs folder (notebook 06 points it at Google Drive on
-Colab so that checkpoints outlive the VM). This module imports nothing from seglib.
+`$SEGLIB_RUNS` overrides the runs folder (`seglib.engine.keep_runs_on_drive` points it
+at Google Drive on Colab so that checkpoints outlive the VM).
+
+`REPOSITORY` is where the course lives on GitHub: the Colab badges and install cells of
+the notebooks and the README are derived from it (`tools/sync_colab.py` rewrites them,
+`tests/test_colab.py` checks them), so a fork changes this one line.
+This module imports nothing from seglib.
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "data_root", "runs_root"]
+__all__ = ["INSTALL_SPEC", "REPOSITORY", "REPO_ROOT", "data_root", "runs_root"]
+
+# The course on GitHub (a fork changes this, then runs tools/sync_colab.py)
+REPOSITORY = "https://github.com/seglib-course/seglib"
+# What the notebooks' Colab cell gives pip: seglib straight from the repository
+INSTALL_SPEC = f"seglib @ git+{REPOSITORY}"
 
 # The checkout holding seglib/ when seglib is used from a clone, else None
 _PARENT = Path(__file__).resolve().parent.parent

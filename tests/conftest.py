@@ -1,9 +1,12 @@
-"""Shared fixtures: tiny CamVid folders written with PIL (both layouts), model checks."""
+"""Shared fixtures: tiny CamVid folders written with PIL (both layouts), a machine without
+CamVid, model checks."""
 
 from __future__ import annotations
 
 import io
 import os
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+import seglib.paths
 
 matplotlib.use("Agg")  # headless figures in every test
 
@@ -67,6 +72,42 @@ def make_camvid(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return build
+
+
+@pytest.fixture
+def no_camvid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No $CAMVID_DIR, an empty working directory, and no data/CamVid in the repository."""
+    monkeypatch.delenv("CAMVID_DIR", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(seglib.paths, "REPO_ROOT", tmp_path / "repo")
+    return work
+
+
+@pytest.fixture
+def fake_colab(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Pretend to run on Colab: a `google.colab` module in `sys.modules` whose
+    `drive.mount(mountpoint)` creates `<mountpoint>/MyDrive`; returns the mount calls."""
+    mounts: list[str] = []
+
+    def mount(mountpoint: str, force_remount: bool = False) -> None:
+        Path(mountpoint, "MyDrive").mkdir(parents=True, exist_ok=True)
+        mounts.append(mountpoint)
+
+    drive = types.ModuleType("google.colab.drive")
+    drive.mount = mount
+    colab = types.ModuleType("google.colab")
+    colab.drive = drive
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.drive", drive)
+    return mounts
+
+
+@pytest.fixture
+def not_colab(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make sure no `google.colab` module is loaded (a laptop)."""
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
 
 
 @pytest.fixture

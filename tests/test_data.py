@@ -5,19 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import seglib.paths
 from seglib.data import CLASSES, PALETTE, DataChoice, pick_datasets
-
-
-@pytest.fixture
-def no_camvid(monkeypatch, tmp_path):
-    """No $CAMVID_DIR, an empty working directory, and no data/CamVid in the repository."""
-    monkeypatch.delenv("CAMVID_DIR", raising=False)
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setattr(seglib.paths, "REPO_ROOT", tmp_path / "repo")
-    return work
 
 
 def tiny_camvid(make_camvid, root=None):

@@ -13,12 +13,14 @@ Bottom layer of seglib, beside `seglib.models` (neither imports the other).
 | `statistics.py` | class frequencies and median-frequency loss weights |
 | `download.py` | fetch and extract the SegNet CamVid archive |
 | `source.py` | which data: CamVid when it is there, else the synthetic scenes |
+| `ensure.py` | CamVid for sure: downloaded on Colab, a clear error elsewhere |
 """
 
 from seglib.data.camvid import CamVid
 from seglib.data.classes import CLASSES, NUM_CLASSES, PALETTE
 from seglib.data.download import DEFAULT_URL, has_segnet_layout
 from seglib.data.download import download as download_camvid
+from seglib.data.ensure import ensure_camvid
 from seglib.data.source import DataChoice, find_camvid, pick_datasets
 from seglib.data.statistics import class_frequencies, class_weights
 from seglib.data.synthetic import SyntheticStreets
@@ -46,6 +48,7 @@ __all__ = [
     "class_frequencies",
     "class_weights",
     "download_camvid",
+    "ensure_camvid",
     "eval_transform",
     "find_camvid",
     "has_segnet_layout",

@@ -27,10 +27,10 @@ from torch.utils.data import Dataset
 
 from seglib import paths
 from seglib.data.camvid import CamVid
-from seglib.data.transforms import train_transform
 from seglib.data.synthetic import SyntheticStreets
+from seglib.data.transforms import train_transform
 
-__all__ = ["DataChoice", "find_camvid", "pick_datasets"]
+__all__ = ["DataChoice", "camvid_hint", "find_camvid", "pick_datasets"]
 
 
 
@@ -51,6 +51,17 @@ def _is_camvid(path: Path) -> bool:
     """A folder with a train split in either layout."""
     return (path / "train").is_dir() and (
         (path / "trainannot").is_dir() or (path / "train_labels").is_dir()
+    )
+
+
+def camvid_hint() -> str:
+    """What to do when CamVid is missing, for error messages: on Colab `ensure_camvid()`
+    (downloads into the VM), elsewhere a deliberate download or `$CAMVID_DIR`."""
+    target = os.path.relpath(paths.data_root() / "CamVid")
+    return (
+        "On Colab, run seglib.data.ensure_camvid() (downloads it into the VM). Elsewhere, "
+        f'download it once with seglib.data.download_camvid("{target}") (a large archive, '
+        "several hundred MB) or set CAMVID_DIR to a copy you have."
     )
 
 
@@ -117,8 +128,8 @@ def pick_datasets(
     path, how = find_camvid(root) if source != "synthetic" else (None, "")
     if path is None and source == "camvid":
         raise FileNotFoundError(
-            f"CamVid not found (looked at $CAMVID_DIR and {how}). Download it with "
-            "seglib.data.download_camvid('data/CamVid') or pass its folder as root."
+            f"CamVid not found (looked at $CAMVID_DIR and {how}). {camvid_hint()} "
+            "Or pass its folder as root."
         )
     if path is not None:
         kw: dict[str, Any] = {}

@@ -1,0 +1,138 @@
+"""Colab (issue 14): every notebook opens on Colab, from this repository, on a GPU.
+
+The repository is one constant, `seglib.paths.REPOSITORY`. The badges and the install
+cells of the notebooks, the README's badges and install snippet, and the notebooks'
+Colab metadata must all follow it; `tools/sync_colab.py` rewrites them from it (a fork
+runs it once), and the last tests check that tool.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shlex
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from seglib.paths import INSTALL_SPEC, REPOSITORY
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+OWNER_REPO = urlparse(REPOSITORY).path.strip("/")
+GUARD = 'if "google.colab" in sys.modules:'
+COLAB_URL = re.compile(r"https://colab\.research\.google\.com/github/[^\s)\"'<>]+")
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("sync_colab", ROOT / "tools" / "sync_colab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sync_colab = _load_tool()
+
+
+def _notebook(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def _expected_url(name: str) -> str:
+    return f"https://colab.research.google.com/github/{OWNER_REPO}/blob/main/notebooks/{name}"
+
+
+def _pip_installs(text: str) -> list[list[str]]:
+    """The arguments of every `pip install` line, without -q/--quiet."""
+    out = []
+    for line in text.splitlines():
+        if "pip install" not in line:
+            continue
+        words = shlex.split(line.strip())
+        if len(words) > 2 and words[0] in ("%pip", "!pip", "pip") and words[1] == "install":
+            out.append([w for w in words[2:] if w not in ("-q", "--quiet")])
+    return out
+
+
+def test_the_repository_is_one_github_url():
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", REPOSITORY)
+    assert INSTALL_SPEC == f"seglib @ git+{REPOSITORY}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_install_cell_installs_exactly_seglib_from_the_repository_and_d2l(path):
+    code = [_source(c) for c in _notebook(path)["cells"] if c["cell_type"] == "code"]
+    install = next((s for s in code if GUARD in s), None)
+    assert install is not None, f"no install cell guarded by {GUARD}"
+    assert _pip_installs(install) == [[INSTALL_SPEC], ["--no-deps", "d2l==1.0.3"]]
+    pip_lines = [line for line in install.splitlines() if "pip install" in line]
+    assert all(line.startswith("    ") for line in pip_lines), "pip must run only on Colab"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_colab_badges_point_at_the_repository(path):
+    cells = _notebook(path)["cells"]
+    assert _expected_url(path.name) in COLAB_URL.findall(_source(cells[0]))
+    for cell in cells:
+        for url in COLAB_URL.findall(_source(cell)):
+            name = url.rsplit("/", 1)[-1]
+            assert url == _expected_url(name) and (ROOT / "notebooks" / name).is_file(), url
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_colab_opens_the_notebook_on_a_gpu_with_the_python3_kernel(path):
+    meta = _notebook(path)["metadata"]
+    assert meta.get("accelerator") == "GPU"
+    colab = meta.get("colab", {})
+    assert colab.get("provenance") == [] and colab.get("gpuType") == "T4"
+    assert meta.get("kernelspec") == KERNELSPEC
+
+
+def test_readme_badges_and_install_snippet_use_the_repository():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    urls = COLAB_URL.findall(readme)
+    assert sorted({u.rsplit("/", 1)[-1] for u in urls}) == [p.name for p in NOTEBOOKS]
+    assert all(u == _expected_url(u.rsplit("/", 1)[-1]) for u in urls)
+    assert re.findall(r"seglib @ git\+[^\"'\s]+", readme) == [INSTALL_SPEC]
+    installs = _pip_installs(readme)
+    assert [INSTALL_SPEC] in installs and ["--no-deps", "d2l==1.0.3"] in installs
+
+
+def test_sync_tool_finds_nothing_to_change():
+    assert sync_colab.sync(ROOT, write=False) == []
+
+
+def test_sync_tool_moves_everything_to_a_fork_and_back(tmp_path):
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))  # fmt: skip
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    before = {p.name: _notebook(p) for p in (tmp_path / "notebooks").glob("*.ipynb")}
+    fork = "https://github.com/someone/seglib-fork"
+    changed = sync_colab.sync(tmp_path, fork)
+    assert changed == [f"notebooks/{p.name}" for p in NOTEBOOKS] + ["README.md"]
+    assert sync_colab.sync(tmp_path, fork, write=False) == []  # idempotent
+    for path in (tmp_path / "notebooks").glob("*.ipynb"):
+        nb, old = _notebook(path), before[path.name]
+        assert "someone/seglib-fork/blob/main/notebooks/" + path.name in _source(nb["cells"][0])
+        assert f"seglib @ git+{fork}" in "".join(_source(c) for c in nb["cells"])
+        # only badges, the install cell and metadata change: ids, outputs, counts stay
+        for new_cell, old_cell in zip(nb["cells"], old["cells"], strict=True):
+            for key in ("id", "cell_type", "outputs", "execution_count"):
+                assert new_cell.get(key) == old_cell.get(key)
+        assert nb["metadata"]["language_info"] == old["metadata"]["language_info"]
+    assert "github/someone/seglib-fork/blob/main/notebooks/" in (tmp_path / "README.md").read_text()
+    sync_colab.sync(tmp_path)  # and back: the same checks as on the real files pass
+    assert sync_colab.sync(tmp_path, write=False) == []
+
+
+def test_sync_tool_refuses_a_repository_colab_cannot_open():
+    with pytest.raises(ValueError, match="github.com"):
+        sync_colab.badge_url("01_backbone.ipynb", "https://gitlab.com/someone/seglib")
