@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.seglib-installed
 D2L    := d2l==1.0.3
 
-.PHONY: lab test unit notebooks lint bench train camvid-cpu camvid-ablation clean
+.PHONY: lab test unit notebooks lint bench browser train camvid-cpu camvid-ablation clean
 
 # Rebuilt only when pyproject.toml changes, so a second `make test` starts at once.
 $(STAMP): pyproject.toml
@@ -43,6 +43,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/attention.py --compile
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/quick_train.py
+
+# JupyterLab in headless Chromium (needs Debian's chromium); keeps the screenshot
+browser: $(STAMP)
+	SEGLIB_SCREENSHOT_DIR=benchmarks/results $(BIN)/python -m pytest -m browser tests/test_browser.py
 
 train: $(STAMP)
 	$(BIN)/python -m seglib.train --data synthetic --out runs/quick $(if $(wildcard runs/quick/last.pt),--resume)

@@ -11,14 +11,15 @@ import seglib.paths
 PACKAGE = pathlib.Path(seglib.__file__).parent
 # Each layer may import only itself and the layers before it.
 LAYERS = [
-    {"seglib.paths"},
+    {"seglib.paths", "seglib.torch_files"},
     {"seglib.models", "seglib.data"},
     {"seglib.engine"},
-    {"seglib.viz"},
-    {"seglib.train", "seglib.evaluate", "seglib.export"},
+    {"seglib.viz", "seglib.exercises"},
+    {"seglib.cli", "seglib.train", "seglib.evaluate", "seglib.export"},
 ]
 # Imports allowed inside functions: optional dependencies, each with its reason in a comment.
-OPTIONAL = {"onnx", "d2l", "torch.distributed", "torchvision.models", "google.colab", "ipywidgets"}
+OPTIONAL = {"onnx", "d2l", "torch.distributed", "torchvision.models", "google.colab", "ipywidgets",
+            "ipyevents"}
 
 
 def _module_name(path: pathlib.Path) -> str:

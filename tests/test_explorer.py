@@ -1,0 +1,168 @@
+"""The attention explorer: recorded passes, composed map against a dense reference, widget."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+import pytest
+import torch
+import torch.nn.functional as F
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from PIL import Image
+
+from seglib.models import CCNet
+from seglib.models.attention import criss_cross_mask
+from seglib.models.ccnet import RCCAModule
+from seglib.viz import AttentionExplorer, maps_for_pixel, plot_rcca_maps, rcca_attention
+
+
+def tiny_ccnet(gamma: float = 0.7, recurrence: int = 2) -> CCNet:
+    """resnet18 CCNet with random weights and a non-zero gamma (so pass 2 sees other
+    features than pass 1: with the initial gamma = 0 both passes would be equal)."""
+    torch.manual_seed(0)
+    net = CCNet(5, backbone="resnet18", recurrence=recurrence, aux=False)
+    with torch.no_grad():
+        net.head.cca.gamma.fill_(gamma)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def net64() -> tuple[CCNet, torch.Tensor, dict]:
+    """Float64 tiny CCNet, a 64x64 input (8x8 feature map) and its recorded attention."""
+    net = tiny_ccnet().double()
+    torch.manual_seed(1)
+    image = torch.randn(1, 3, 64, 64, dtype=torch.float64)  # (1, 3, 64, 64)
+    return net, image, rcca_attention(net, image)
+
+
+def dense_attention(cca: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Softmax of the criss-cross-masked Q^T K: the pass's (hw, hw) attention matrix."""
+    _, _, h, w = x.shape
+    q = cca.query_conv(x).flatten(2)[0]  # (C', hw)
+    k = cca.key_conv(x).flatten(2)[0]  # (C', hw)
+    energy = (q.T @ k).masked_fill(~criss_cross_mask(h, w), float("-inf"))  # (hw, hw)
+    return F.softmax(energy, dim=-1)  # (hw, hw), row i = where pixel i looks
+
+
+@torch.no_grad()
+def test_composed_map_is_a_row_of_the_product_of_the_dense_attentions(net64):
+    net, image, att = net64
+    head = net.head
+    x0 = head.conva(net.backbone(image)[-1])  # (1, C, 8, 8): pass 1's input
+    x1 = head.cca(x0)  # (1, C, 8, 8): pass 2's input
+    a1, a2 = dense_attention(head.cca, x0), dense_attention(head.cca, x1)  # (64, 64) each
+    assert att["size"] == (8, 8)
+    assert not torch.allclose(a1, a2)  # the passes differ, so their order matters
+    for r, c in [(0, 0), (3, 5), (7, 2), (7, 7)]:
+        u = r * 8 + c
+        pass1, pass2, composed = maps_for_pixel(att, (r, c))
+        assert composed.dtype == torch.float64
+        torch.testing.assert_close(pass1.flatten(), a1[u], rtol=0, atol=1e-12)
+        torch.testing.assert_close(pass2.flatten(), a2[u], rtol=0, atol=1e-12)
+        torch.testing.assert_close(composed.flatten(), (a2 @ a1)[u], rtol=0, atol=1e-12)
+
+
+def test_pass_maps_are_distributions_on_the_cross_and_composed_covers_the_map(net64):
+    _, _, att = net64
+    cross = criss_cross_mask(8, 8)  # (64, 64)
+    for r, c in [(0, 0), (4, 1), (7, 7)]:
+        u = r * 8 + c
+        pass1, pass2, composed = maps_for_pixel(att, (r, c))
+        for amap in (pass1, pass2):
+            assert float(amap.sum()) == pytest.approx(1.0, abs=1e-12)
+            assert (amap.flatten()[~cross[u]] == 0).all()  # zero off the row and column
+            assert (amap.flatten()[cross[u]] > 0).all()
+        assert float(composed.sum()) == pytest.approx(1.0, abs=1e-12)
+        assert (composed > 0).all()  # R = 2 reaches every pixel
+
+
+@torch.no_grad()
+def test_recorded_passes_are_what_the_forward_feeds_the_shared_module():
+    net = tiny_ccnet()
+    torch.manual_seed(2)
+    image = torch.randn(1, 3, 64, 80)
+    inputs = []
+    hook = net.head.cca.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+    net(image)
+    hook.remove()
+    att = rcca_attention(net, image)
+    assert len(inputs) == len(att["weights"]) == att["recurrence"] == 2
+    for x, weights in zip(inputs, att["weights"]):
+        assert weights.shape == (8, 10, 8 + 10 - 1)
+        torch.testing.assert_close(weights, net.head.cca.attention_weights(x)[0])
+    assert att["gamma"] == pytest.approx(0.7)
+
+
+def test_model_mode_is_kept_and_an_rcca_module_takes_a_feature():
+    net = tiny_ccnet().train()
+    rcca_attention(net, torch.randn(3, 64, 64))  # (3, H, W) is accepted too
+    assert net.training  # ran in eval mode, put back into training mode
+    torch.manual_seed(3)
+    head = RCCAModule(64, 4).eval()
+    feature = torch.randn(1, 64, 5, 7)  # (1, C, h, w)
+    att = rcca_attention(head, feature)
+    assert att["size"] == (5, 7) and len(att["weights"]) == 2
+    with pytest.raises(TypeError, match="RCCAModule"):
+        rcca_attention(torch.nn.Conv2d(3, 3, 1), feature)
+    with pytest.raises(ValueError, match="one image"):
+        rcca_attention(head, feature.expand(2, -1, -1, -1))
+
+
+def test_one_pass_cannot_be_composed_and_pixels_must_lie_on_the_map():
+    att = rcca_attention(tiny_ccnet(recurrence=1), torch.randn(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="two recorded passes"):
+        maps_for_pixel(att, (0, 0))
+    att = rcca_attention(tiny_ccnet(), torch.randn(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="outside"):
+        maps_for_pixel(att, (8, 0))
+
+
+def test_static_figure_has_four_panels_log_colour_bars_and_gamma():
+    net = tiny_ccnet(gamma=0.123)
+    image = torch.randn(1, 3, 64, 96)
+    att = rcca_attention(net, image)
+    fig = plot_rcca_maps(image, att, (2, 5))
+    assert isinstance(fig, Figure)
+    assert fig not in map(matplotlib.pyplot.figure, matplotlib.pyplot.get_fignums())
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == 4 and len(fig.axes) == 4 + 3  # three colour bars
+    assert "gamma = 0.123" in fig._suptitle.get_text()
+    norms = [ax.images[-1].norm for ax in panels[1:]]
+    assert all(isinstance(n, LogNorm) and n.vmin < n.vmax for n in norms)
+    with pytest.raises(ValueError, match="4 axes"):
+        plot_rcca_maps(image, att, (0, 0), axes=fig.axes[:2])
+
+
+def test_explorer_redraws_on_slider_and_click():
+    pytest.importorskip("ipywidgets")
+    net = tiny_ccnet()
+    image = torch.randn(1, 3, 64, 96)  # 8x12 feature map
+    explorer = AttentionExplorer(net, image, click=False)
+    assert explorer.pixel == (4, 6)  # the centre by default
+    ui = explorer.widget
+    picture = explorer._image
+    before = picture.value
+    assert Image.open(io.BytesIO(before)).format == "PNG"
+    assert "gamma = 0.7<" in explorer._label.value
+    explorer._row.value = 1  # a slider move redraws the picture
+    assert explorer.pixel == (1, 6) and picture.value != before
+    # a click in the middle of the last panel's cell (7, 11) selects it
+    x0, y0, x1, y1 = explorer._panels[3]
+    explorer._on_click({"type": "click", "dataX": x1 - 0.5 * (x1 - x0) / 12,
+                        "dataY": y1 - 0.5 * (y1 - y0) / 8})  # fmt: skip
+    assert explorer.pixel == (7, 11) and (explorer._row.value, explorer._col.value) == (7, 11)
+    explorer._on_click({"type": "click", "dataX": -5, "dataY": -5})  # outside: ignored
+    assert explorer.pixel == (7, 11)
+    assert isinstance(explorer.static_figure(), Figure)
+    assert ui is explorer.widget
+    with pytest.raises(ValueError, match="outside"):
+        AttentionExplorer(net, image, pixel=(8, 0))
+
+
+def test_explorer_listens_to_clicks_when_ipyevents_is_installed():
+    pytest.importorskip("ipyevents")
+    explorer = AttentionExplorer(tiny_ccnet(), torch.randn(1, 3, 64, 64), click=True)
+    assert explorer.widget is not None
+    assert explorer._events is not None and explorer._events.watched_events == ["click"]
