@@ -12,12 +12,11 @@ pixel accuracy and mean class accuracy. The functions it uses live in
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 
 from torch.utils.data import DataLoader
 
+from seglib import cli
 from seglib.data import pick_datasets
 from seglib.engine.evaluation import evaluate, iou_table, load_model
 
@@ -26,14 +25,14 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """CLI: evaluate a checkpoint on the val or test split and print a per-class table."""
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m seglib.evaluate", description="Evaluate a seglib.train checkpoint."
     )
     p.add_argument("--checkpoint", required=True, help="last.pt or best.pt from seglib.train")
     p.add_argument("--split", default="val", choices=["val", "test"])
     p.add_argument("--data-dir", default=None, help="CamVid root (default: the run's data)")
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--batch-size", type=cli.at_least(1), default=2)
+    p.add_argument("--workers", type=cli.at_least(0), default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--eval-scale", type=float, default=None,
                    help="resize inputs by this (default: the run's eval_scale)")  # fmt: skip
@@ -66,8 +65,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    cli.run(main)

@@ -20,27 +20,32 @@ fusion does not accept.
 Command line::
 
     python -m seglib.export --model ccnet --backbone resnet18 --num-classes 11 \
-        [--checkpoint runs/ccnet/best.pt] --out ccnet.onnx
+        [--checkpoint runs/ccnet/best.pt] --out ccnet.onnx [--overwrite]
+
+An existing `--out` file is kept unless `--overwrite` is given; `--out`, and the
+checkpoint, are checked before the (half-minute) export starts.
 
 Used in `notebooks/07_evaluation.ipynb` ("In practice").
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from seglib.engine.checkpoint import load_checkpoint
+from seglib import cli
+from seglib.engine.checkpoint import is_checkpoint
 from seglib.engine.config import parse_hw
 from seglib.engine.evaluation import load_model
+from seglib.engine.run_folder import check_writable_folder
 from seglib.models.factory import build_model
+from seglib.torch_files import load_torch_file
 
 __all__ = ["to_onnx", "build_for_export", "main"]
 
@@ -162,18 +167,18 @@ def build_for_export(
     """Build `model` ("ccnet" or "refinenet"), optionally with trained weights.
 
     `checkpoint` is a `seglib.train` checkpoint (the model is rebuilt from its saved
-    config, which then wins over the other arguments) or a bare state_dict file.
+    config, which then wins over the other arguments) or a bare state_dict file. A
+    missing file is a FileNotFoundError; an empty, truncated or foreign one a
+    ValueError naming it.
     """
     if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise FileNotFoundError(f"no checkpoint at {checkpoint}")
-        try:
-            load_checkpoint(checkpoint)
-        except ValueError:  # not a seglib checkpoint: a bare state_dict
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        else:
+        state = load_torch_file(checkpoint, "checkpoint")
+        if is_checkpoint(state):
             net, _ = load_model(checkpoint, device="cpu")
             return net
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{checkpoint} holds a {type(state).__name__}, not a seglib "
+                             "checkpoint or a state_dict")  # fmt: skip
     net = build_model(model, num_classes, backbone, recurrence=recurrence, features=features)
     if checkpoint is not None:
         try:
@@ -183,16 +188,37 @@ def build_for_export(
     return net.eval()
 
 
+def check_onnx_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Raise unless `path` can take a new ONNX file: not a folder, in a writable place,
+    and not an existing file unless `overwrite` (nothing on disk is replaced unasked).
+
+    Checked before exporting, which takes about half a minute for a CCNet.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"--out {path} is a folder: name the file to write, e.g. {path / 'model.onnx'}"
+        )
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"--out {path} exists: pass --overwrite to replace it, or "
+                              "name another file")  # fmt: skip
+    check_writable_folder(path.parent)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PermissionError(f"cannot write to {path}: no write permission")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     """CLI entry point: build (and load) a model, export it, log where it went."""
-    p = argparse.ArgumentParser(prog="python -m seglib.export", description=__doc__.split("\n")[1])
+    p = cli.ArgumentParser(prog="python -m seglib.export", description=__doc__.split("\n")[1])
     p.add_argument("--model", choices=["ccnet", "refinenet"], default="ccnet")
     p.add_argument("--backbone", default="resnet18")
-    p.add_argument("--num-classes", type=int, default=11)
-    p.add_argument("--features", type=int, default=256, help="RefineNet width")
-    p.add_argument("--recurrence", type=int, default=2, help="CCNet's R")
+    p.add_argument("--num-classes", type=cli.at_least(1), default=11)
+    p.add_argument("--features", type=cli.at_least(1), default=256, help="RefineNet width")
+    p.add_argument("--recurrence", type=cli.at_least(0), default=2, help="CCNet's R")
     p.add_argument("--checkpoint", default=None, help="seglib checkpoint or state_dict")
     p.add_argument("--out", required=True, help="output .onnx file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--size", default="360x480", help="example input HxW (default 360x480)")
     p.add_argument("--opset", type=int, default=None)
     p.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
@@ -201,14 +227,23 @@ def main(argv: Sequence[str] | None = None) -> Path:
         h, w = parse_hw(args.size)
     except ValueError:
         p.error(f"--size must look like 360x480, got {args.size!r}")
+    check_onnx_path(args.out, args.overwrite)
     logging.basicConfig(format="%(message)s")
     log.setLevel(logging.INFO)  # our line only, not the exporter's optimiser chatter
     net = build_for_export(args.model, args.backbone, args.num_classes, args.checkpoint,
                            args.features, args.recurrence)  # fmt: skip
-    out = to_onnx(net, args.out, (h, w), args.opset, dynamic_batch=not args.static_batch)
+    out = Path(args.out)
+    # Written beside `out`, then renamed onto it: an export that fails halfway leaves an
+    # earlier file (kept with --overwrite until the new one is complete) as it was
+    tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
+    try:
+        to_onnx(net, tmp, (h, w), args.opset, dynamic_batch=not args.static_batch)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     log.info("exported %s to %s (inputs %s)", type(net).__name__, out, _symbolic_dims(out))
     return out
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -58,7 +58,7 @@ def test_evaluate_cli_prints_per_class_table(run, capsys):
     text = capsys.readouterr().out
     for name in CLASSES:
         assert name in text
-    assert "mIoU" in text and "synthetic val (2 images)" in text
+    assert "mIoU" in text and "synthetic val (2 images; inputs resized by 1," in text
     assert res["miou"] == pytest.approx(hist["val_miou"].iloc[0])
     assert res["confusion"].sum() == 2 * 32 * 48  # every pixel of both scenes counted
     assert torch.is_tensor(res["iou"]) and len(res["iou"]) == 11

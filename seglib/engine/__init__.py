@@ -13,8 +13,10 @@ Middle layer: imports `seglib.models` and `seglib.data`, never the command lines
 | `evaluation.py` | evaluate a model over a split, rebuild a model from a checkpoint |
 | `progress.py` | d2l Animator in notebooks, tqdm bar and log lines elsewhere |
 | `builders.py` | datasets and loaders from a `TrainConfig` |
+| `run_folder.py` | a fresh run never replaces an earlier run's files without being asked |
 | `trainer.py` | `fit`: the training loop with poly LR, AMP, checkpoints, resume, DDP |
 | `memory.py` | bytes autograd keeps for backward (notebooks 02, 08, benchmarks) |
+| `storage.py` | runs on Google Drive on Colab, so that `resume` outlives the VM |
 """
 
 from seglib.engine.builders import build_datasets, build_loaders
@@ -23,19 +25,23 @@ from seglib.engine.config import TrainConfig
 from seglib.engine.evaluation import evaluate, iou_table, load_model, main_logits
 from seglib.engine.memory import saved_for_backward_bytes
 from seglib.engine.metrics import ConfusionMatrix
+from seglib.engine.run_folder import RunExistsError
 from seglib.engine.runtime import pick_device
+from seglib.engine.storage import keep_runs_on_drive
 from seglib.engine.trainer import METRIC_COLUMNS, NonFiniteLossError, fit, segmentation_loss
 
 __all__ = [
     "METRIC_COLUMNS",
     "ConfusionMatrix",
     "NonFiniteLossError",
+    "RunExistsError",
     "TrainConfig",
     "build_datasets",
     "build_loaders",
     "evaluate",
     "fit",
     "iou_table",
+    "keep_runs_on_drive",
     "load_checkpoint",
     "load_model",
     "main_logits",

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from seglib.torch_files import load_torch_file
+
 __all__ = [
     "FORMAT",
     "atomic_save",
@@ -41,6 +43,7 @@ __all__ = [
     "set_rng_state",
     "rng_state_for_rank",
     "check_compatible",
+    "is_checkpoint",
 ]
 
 #: marker stored in every checkpoint written by seglib
@@ -101,17 +104,25 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """Load a seglib checkpoint with the safe (`weights_only=True`) unpickler."""
+    """Load a seglib checkpoint with the safe (`weights_only=True`) unpickler.
+
+    A missing file is a FileNotFoundError; an empty, truncated or foreign file a
+    ValueError naming the file and the problem (`seglib.torch_files.load_torch_file`).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+    ckpt = load_torch_file(path, "checkpoint", map_location=map_location)
+    if not is_checkpoint(ckpt):
         raise ValueError(
             f"{path} is not a seglib checkpoint (expected a dict with format={FORMAT!r}); "
             "a bare state_dict can be loaded with model.load_state_dict(torch.load(...))"
         )
     return ckpt
+
+
+def is_checkpoint(obj: Any) -> bool:
+    """True for what `torch.load` returns on a file seglib's trainer wrote (a dict
+    marked with `FORMAT`), False for a bare state_dict or anything else."""
+    return isinstance(obj, dict) and obj.get("format") == FORMAT
 
 
 def rng_state() -> dict:
@@ -152,20 +163,34 @@ def rng_state_for_rank(stored: dict | list[dict], rank: int) -> dict:
     return stored[rank] if 0 <= rank < len(stored) else stored[0]
 
 
+def _shaping_keys(model: Any) -> tuple[str, ...]:
+    """The config fields that shape the network: every model's, plus CCNet's number of
+    recurrences or RefineNet's width (the other model ignores that field)."""
+    own = {"ccnet": ("recurrence",), "refinenet": ("features",)}.get(model, ())
+    return ("model", "backbone", "num_classes", *own)
+
+
 def check_compatible(ckpt: dict, model_class: str, config: dict, path: Any = "") -> None:
-    """Refuse a checkpoint written for another model, backbone or number of classes."""
+    """Refuse a checkpoint written for another model: class, model, backbone, number
+    of classes, CCNet's recurrence or RefineNet's features. A resumed run would
+    otherwise either fail deep inside `load_state_dict` or, for the recurrence (which
+    changes no weight shape), silently continue as another model."""
     old = ckpt.get("config", {})
-    keys = ("model", "backbone", "num_classes")
+    keys = _shaping_keys(old.get("model", config.get("model")))
     wanted = {"model_class": model_class, **{k: config.get(k) for k in keys}}
     found = {"model_class": ckpt.get("model_class"), **{k: old.get(k) for k in keys}}
-    diffs = [
-        f"{k}: checkpoint {found[k]!r} vs this run {wanted[k]!r}"
-        for k in wanted
+    differ = [
+        k for k in wanted
         if wanted[k] is not None and found[k] is not None and found[k] != wanted[k]
-    ]
-    if diffs:
+    ]  # fmt: skip
+    if differ:
+        diffs = [f"{k}: checkpoint {found[k]!r} vs this run {wanted[k]!r}" for k in differ]
+        flags = [f"--{k.replace('_', '-')} {found[k]}" for k in differ
+                 if k in ("model", "backbone", "recurrence", "features")]  # fmt: skip
+        again = f" (on the command line: {' '.join(flags)})" if flags else ""
         raise ValueError(
             f"checkpoint {path} was written for a different model ("
             + "; ".join(diffs)
-            + "). Use another output folder or start without resume."
+            + f"). Resume with the run's own options{again}, use another output folder, "
+            "or start without resume."
         )

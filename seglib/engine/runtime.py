@@ -29,17 +29,42 @@ __all__ = ["pick_device", "resolve_amp", "autocast", "use_channels_last", "in_no
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The given device, else cuda > mps > cpu."""
-    if device is not None and str(device) != "auto":
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
+def _check_device(device: str | torch.device) -> torch.device:
+    """`torch.device(device)` if this machine has it, else a ValueError that names the
+    device and says what to use (checked up front: a missing device would otherwise
+    fail on the first `.to()`, with a message that names no option)."""
+    try:
         dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available")
-        return dev
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"unknown device {str(device)!r}: use cpu, cuda, cuda:N or mps "
+            "(or no device, for the best one available)"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {str(device)!r} requested but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s) (cuda:0 ...)"
+        )
+    if dev.type == "mps" and not _mps_available():
+        raise ValueError(f"device {str(device)!r} requested but Apple's MPS is not available; "
+                         "use cpu")  # fmt: skip
+    return dev
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The given device (ValueError if unknown or absent), else cuda > mps > cpu."""
+    if device is not None and str(device) != "auto":
+        return _check_device(device)
     if torch.cuda.is_available():
         return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
 

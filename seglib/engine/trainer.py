@@ -53,6 +53,7 @@ from seglib.engine.checkpoint import (
 from seglib.engine.config import TrainConfig
 from seglib.engine.evaluation import evaluate, main_logits
 from seglib.engine.progress import Board
+from seglib.engine.run_folder import check_run_folder, clear_run
 from seglib.engine.runtime import autocast, in_notebook, pick_device, resolve_amp, use_channels_last
 from seglib.models.ccnet import ccnet_loss
 
@@ -140,6 +141,12 @@ def _seed_shuffling(loader: DataLoader, seed: int, epoch: int) -> None:
         sampler.generator.manual_seed(seed * 100_003 + epoch)
 
 
+def _nothing_to_do(path: Path, done: int, epochs: int) -> str:
+    """The line a resumed run prints when its checkpoint has all its epochs already."""
+    return (f"nothing to train: {path} has finished {done} epochs and this run asks for "
+            f"{epochs}; to train further, resume with more epochs (--epochs N, N > {done})")
+
+
 def _num_classes(config: TrainConfig, loader: DataLoader) -> int | None:
     if config.num_classes is not None:
         return config.num_classes
@@ -155,6 +162,7 @@ def fit(
     *,
     out: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     callback: Callable[[dict], bool | None] | None = None,
     animate: bool | None = None,
     device: str | torch.device | None = None,
@@ -171,6 +179,9 @@ def fit(
             e.g. `fit(net, tr, va, epochs=2, lr=0.01)`.
         out: folder for `last.pt`, `best.pt` and `metrics.csv` (nothing written if None).
         resume: continue from `out/last.pt` (model, optimizer, schedule, RNG, history).
+        overwrite: a fresh run may replace a run already in `out` (its `last.pt`,
+            `best.pt` and `metrics.csv` are deleted first). Without it, and without
+            `resume`, such a folder is refused before anything is written.
         callback: called with each epoch's row (a dict); returning True stops training.
         animate: draw a live `d2l.Animator` (default: only inside a Jupyter kernel).
         device: overrides `config.device` (default cuda > mps > cpu).
@@ -180,7 +191,11 @@ def fit(
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the checkpoints on disk stay good).
-        ValueError: resuming from a checkpoint written for another model.
+        ValueError: resuming from a checkpoint written for another model, an
+            unreadable checkpoint, or both `resume` and `overwrite`.
+        RunExistsError: a fresh run into a folder holding a run (see
+            `seglib.engine.run_folder`); NotADirectoryError / PermissionError: `out`
+            is a file or not writable.
     """
     config = (config or TrainConfig()).replace(**overrides)
     device = pick_device(device if device is not None else config.device)
@@ -189,6 +204,8 @@ def fit(
     out = Path(out) if out is not None else None
     if resume and out is None:
         raise ValueError("resume=True needs out= (the folder holding last.pt)")
+    if out is not None:  # before any work: a run that would lose files stops here
+        check_run_folder(out, resume=resume, overwrite=overwrite)
     bare = model.to(device)
     if channels_last:
         bare = bare.to(memory_format=torch.channels_last)
@@ -231,9 +248,13 @@ def fit(
         start, best, history = ckpt["epoch"], ckpt["best_miou"], list(ckpt["history"])
         if config.num_classes is None:
             config = config.replace(num_classes=ckpt["config"].get("num_classes"))
+        if start >= config.epochs and ddp.is_main():
+            print(_nothing_to_do(last_path, start, config.epochs))
     else:  # a fresh run: dropout, augmentation and shuffling follow config.seed (+ rank)
         seed_everything(config.seed)
     if out is not None and ddp.is_main():
+        if overwrite:
+            clear_run(out)
         out.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(history, columns=METRIC_COLUMNS).to_csv(out / "metrics.csv", index=False)
 

@@ -36,6 +36,8 @@ permuted copy of a $C$-channel tensor is made. Taught at the end of notebook
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -72,16 +74,23 @@ def _blocks(n: int, bytes_per_item: int, device: torch.device | None = None) -> 
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
+def _item_bytes(t: Tensor, dim: int) -> int:
+    """Bytes of one item along `dim` (the product of the other sizes), from the shape
+    alone, so that it is right even when another dimension (the batch) is empty."""
+    return math.prod(s for i, s in enumerate(t.shape) if i != dim % t.dim()) * t.element_size()
+
+
 def _image_blocks(t: Tensor) -> list[slice]:
     """Blocks of the images of a (B, X, H, W) tensor: small maps go all at once, large
-    ones one image at a time (so that attention maps exist for few images at once)."""
-    return _blocks(t.shape[0], t[0].numel() * t.element_size(), t.device)
+    ones one image at a time (so that attention maps exist for few images at once).
+    An empty batch (B = 0) has no blocks: the callers' loops do nothing and their
+    zero-initialised outputs are the (empty) result."""
+    return _blocks(t.shape[0], _item_bytes(t, 0), t.device)
 
 
 def _line_blocks(t: Tensor) -> list[slice]:
     """Blocks of the lines (dim -3) of a rows or columns view (n, L, M, X)."""
-    return _blocks(t.shape[-3], t.numel() // max(t.shape[-3], 1) * t.element_size(),
-                   t.device)
+    return _blocks(t.shape[-3], _item_bytes(t, -3), t.device)
 
 
 def _as_rows(t: Tensor) -> Tensor:

@@ -28,8 +28,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
+
+from seglib.torch_files import load_torch_file
 
 __all__ = [
     "BasicBlock",
@@ -274,8 +275,9 @@ def _torchvision_weights(name: str, weights: Any) -> Any:
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    """Read a state_dict file (or a {'state_dict': ...} wrapper) onto the CPU."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    """Read a state_dict file (or a {'state_dict': ...} wrapper) onto the CPU; an
+    empty, truncated or foreign file is a ValueError naming it."""
+    obj = load_torch_file(path, "backbone weights file")
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
