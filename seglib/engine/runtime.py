@@ -86,7 +86,10 @@ def resolve_amp(amp: str | bool | None, device: torch.device) -> torch.dtype | N
     if amp == "auto":
         if device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # bf16 only where the tensor cores have it (Ampere and newer); a T4 emulates it
+        # slowly, so it gets fp16 with a gradient scaler instead
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else torch.float16
     if amp == "fp16" and device.type != "cuda":
         raise ValueError(f"amp='fp16' needs a CUDA device, got {device}; use 'bf16' or 'off'")
     return torch.bfloat16 if amp == "bf16" else torch.float16
