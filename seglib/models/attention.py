@@ -15,15 +15,19 @@ column to $(h, w)$.
 
 For a pixel $u$ with criss-cross neighbourhood $\Omega_u$,
 
-$$A_{i,u} = \frac{\exp(Q_u^\top K_i)}{\sum_{j \in \Omega_u} \exp(Q_u^\top K_j)},\qquad
-H'_u = \gamma \sum_{i \in \Omega_u} A_{i,u} V_i + H_u .$$
+$$A_{u,i} = \frac{\exp(Q_u^\top K_i)}{\sum_{j \in \Omega_u} \exp(Q_u^\top K_j)},\qquad
+H'_u = \gamma \sum_{i \in \Omega_u} A_{u,i} V_i + H_u ,$$
+
+the first index of $A$ being the query pixel $u$ (row $u$ of $A$ sums to one), as in
+the notebooks.
 
 This file holds the functional form, the module, a dense masked-attention reference
 (the same maths through a full $(HW) \times (HW)$ matrix with a row-or-column mask,
 used in the notebook and the tests) and two helpers to look at the weights.
 The default backward is memory-lean (`seglib.models.attention_lean`): it stores only
-$Q, K, V$ and one log-sum-exp per pixel and recomputes the attention.
-Notebook `02_criss_cross_attention.ipynb` derives all of it step by step.
+$Q, K, V$ and one log-sum-exp per pixel and recomputes the attention (appendix notebook
+`08_appendix_lean_backward.ipynb`). Notebook `02_criss_cross_attention.ipynb` derives
+the rest step by step.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ __all__ = [
 def criss_cross_attention(
     query: Tensor, key: Tensor, value: Tensor, *, lean: bool = True
 ) -> Tensor:
-    r"""Criss-cross attention $\sum_{i \in \Omega_u} A_{i,u} V_i$ for every pixel $u$.
+    r"""Criss-cross attention $\sum_{i \in \Omega_u} A_{u,i} V_i$ for every pixel $u$.
 
     Args:
         query, key: (B, C', H, W).
@@ -176,8 +180,8 @@ def attention_to_map(weights: Tensor, h: int, w: int) -> Tensor:
 class CrissCrossAttention(nn.Module):
     r"""Criss-cross attention block with a learnt residual gate.
 
-    $$H'_u = \gamma \sum_{i \in \Omega_u} A_{i,u} V_i + H_u,\qquad
-      A_{\cdot,u} = \mathrm{softmax}\big(Q_u^\top K_{\Omega_u}\big)$$
+    $$H'_u = \gamma \sum_{i \in \Omega_u} A_{u,i} V_i + H_u,\qquad
+      A_{u,\cdot} = \mathrm{softmax}\big(Q_u^\top K_{\Omega_u}\big)$$
 
     $Q, K$ come from 1x1 convolutions to $C' = C / \text{reduction}$ channels and $V$
     from a 1x1 convolution to $C$ channels. $\gamma$ starts at zero, so a freshly built

@@ -12,11 +12,11 @@ float32 log-sum-exp per pixel,
 
 $$\ell_u = \log \sum_{i \in \Omega_u} \exp(Q_u^\top K_i),$$
 
-and backward rebuilds the weights as $A_{i,u} = \exp(Q_u^\top K_i - \ell_u)$: one extra
+and backward rebuilds the weights as $A_{u,i} = \exp(Q_u^\top K_i - \ell_u)$: one extra
 matmul over the $C' = C/8$ query/key channels, about 1/8 of the forward's cost.
-With $dA_{i,u} = dO_u^\top V_i$ and $\delta_u = \sum_i A_{i,u}\,dA_{i,u} = dO_u^\top O_u$
-the softmax backward is $dS_{i,u} = A_{i,u}(dA_{i,u} - \delta_u)$, then
-$dQ_u = \sum_i dS_{i,u} K_i$, $dK_i = \sum_u dS_{i,u} Q_u$, $dV_i = \sum_u A_{i,u}\,dO_u$.
+With $dA_{u,i} = dO_u^\top V_i$ and $\delta_u = \sum_i A_{u,i}\,dA_{u,i} = dO_u^\top O_u$
+the softmax backward is $dS_{u,i} = A_{u,i}(dA_{u,i} - \delta_u)$, then
+$dQ_u = \sum_i dS_{u,i} K_i$, $dK_i = \sum_u dS_{u,i} Q_u$, $dV_i = \sum_u A_{u,i}\,dO_u$.
 
 The module's gate $\gamma$ and its residual are folded in: the Function returns
 $Y = X + \gamma O$ directly, written in $X$'s memory layout, so neither $O$ nor a
@@ -30,8 +30,8 @@ gradients exist for that block only, and every product with a
 $C$-channel tensor runs on a block of rows or of columns (4 MB on a CPU, 64 MB on a GPU),
 reading $V$ and $dY$ through strided views in whatever layout they come
 (channels-first or channels-last) and adding into the output in place. No full-size
-permuted copy of a $C$-channel tensor is made. Taught at the end of notebook
-`02_criss_cross_attention.ipynb`; measured in `benchmarks/attention.py`.
+permuted copy of a $C$-channel tensor is made. Taught in the appendix notebook
+`08_appendix_lean_backward.ipynb`; measured in `benchmarks/attention.py`.
 """
 
 from __future__ import annotations
@@ -175,8 +175,8 @@ def _cross_scores(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 
 def _value_side(dy: Tensor, v: Tensor, p_col: Tensor, p_row: Tensor, dv: Tensor | None
                 ) -> tuple[Tensor, Tensor]:
-    r"""$dA'_{i,u} = dY_u^\top V_i$ (column (n, W, H, G), row (n, H, W, V)), and
-    `dv` += $\sum_u A_{i,u}\,dY_u$ when `dv` is given.
+    r"""$dA'_{u,i} = dY_u^\top V_i$ (column (n, W, H, G), row (n, H, W, V)), and
+    `dv` += $\sum_u A_{u,i}\,dY_u$ when `dv` is given.
 
     The two share every block of dY, read (or copied, see `_matrices`) once for both.
     """
@@ -217,7 +217,7 @@ def _probabilities(q: Tensor, k: Tensor, lse: Tensor | None = None
         # $\ell_u = m_u + \log \sum_i \exp(Q_u^\top K_i - m_u)$
         lse = m + z.log()  # (n, H, W)
     else:
-        # $A_{i,u} = \exp(Q_u^\top K_i - \ell_u)$
+        # $A_{u,i} = \exp(Q_u^\top K_i - \ell_u)$
         s_col.sub_(col(lse)).exp_()
         s_row.sub_(lse.unsqueeze(-1)).exp_()
     return s_col, s_row, lse
@@ -240,7 +240,7 @@ def _forward(query: Tensor, key: Tensor, value: Tensor, gamma: Tensor | None,
     g = None if gamma is None else gamma.to(stat)
     for b in _image_blocks(value):
         p_col, p_row, lse[b] = _probabilities(query[b].to(stat), key[b].to(stat))
-        if g is not None:  # $\gamma \sum_i A_{i,u} V_i = \sum_i (\gamma A_{i,u}) V_i$
+        if g is not None:  # $\gamma \sum_i A_{u,i} V_i = \sum_i (\gamma A_{u,i}) V_i$
             p_col, p_row = p_col.mul_(g), p_row.mul_(g)
         _cross_matmul(out[b], p_col.to(dtype), p_row.to(dtype), value[b].to(dtype))
     return out, lse
@@ -269,7 +269,7 @@ def _backward(grad_out: Tensor, query: Tensor, key: Tensor, value: Tensor, lse: 
               dv: Tensor | None, dtype: torch.dtype, stat: torch.dtype) -> Tensor:
     r"""Add dQ, dK, dV into the zero buffers `dq`, `dk`, `dv` (None: not needed), return dgamma.
 
-    `dv` holds $\sum_u A_{i,u}\,dY_u$ without the factor gamma: the caller scales it.
+    `dv` holds $\sum_u A_{u,i}\,dY_u$ without the factor gamma: the caller scales it.
     """
     g = torch.ones((), dtype=stat, device=lse.device) if gamma is None else gamma.to(stat)
     dg = torch.zeros((), dtype=stat, device=lse.device)
@@ -277,22 +277,22 @@ def _backward(grad_out: Tensor, query: Tensor, key: Tensor, value: Tensor, lse: 
         q, k = query[b].to(stat), key[b].to(stat)  # (n, C', H, W)
         p_col, p_row, _ = _probabilities(q, k, lse[b])  # (n, W, H, H), (n, H, W, W)
         dy, v = grad_out[b].to(dtype), value[b].to(dtype)  # (n, C, H, W)
-        # $dA'_{i,u} = dY_u^\top V_i$ (so $dA = \gamma\,dA'$), and
-        # $dV_i = \gamma \sum_u A_{i,u}\,dY_u$ (gamma applied by the caller)
+        # $dA'_{u,i} = dY_u^\top V_i$ (so $dA = \gamma\,dA'$), and
+        # $dV_i = \gamma \sum_u A_{u,i}\,dY_u$ (gamma applied by the caller)
         da_col, da_row = _value_side(dy, v, p_col.to(dtype), p_row.to(dtype),
                                      None if dv is None else dv[b])
         del dy, v
         da_col, da_row = da_col.to(stat), da_row.to(stat)
-        # $\delta'_u = \sum_i A_{i,u} dA'_{i,u} = dY_u^\top O_u$, (n, H, W)
+        # $\delta'_u = \sum_i A_{u,i} dA'_{u,i} = dY_u^\top O_u$, (n, H, W)
         delta = (p_col * da_col).sum(-1).transpose(-1, -2) + (p_row * da_row).sum(-1)
         dg += delta.sum()  # $\partial L / \partial \gamma = \sum_u dY_u^\top O_u$
         if dq is not None or dk is not None:
             # $dS = A \odot (dA - \delta) = \gamma A \odot (dA' - \delta')$
             ds_col = da_col.sub_(delta.transpose(-1, -2).unsqueeze(-1)).mul_(p_col).mul_(g)
             ds_row = da_row.sub_(delta.unsqueeze(-1)).mul_(p_row).mul_(g)
-            if dq is not None:  # $dQ_u = \sum_i dS_{i,u} K_i$
+            if dq is not None:  # $dQ_u = \sum_i dS_{u,i} K_i$
                 _cross_matmul(dq[b], ds_col.to(dq.dtype), ds_row.to(dq.dtype), k.to(dq.dtype))
-            if dk is not None:  # $dK_i = \sum_u dS_{i,u} Q_u$
+            if dk is not None:  # $dK_i = \sum_u dS_{u,i} Q_u$
                 _cross_matmul(dk[b], ds_col.to(dk.dtype), ds_row.to(dk.dtype), q.to(dk.dtype),
                               transpose=True)
     return dg

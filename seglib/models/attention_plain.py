@@ -110,11 +110,11 @@ def _plain_attention(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
     dtype, stat = _dtypes(query, key, value)
     with _no_autocast(value.device.type):
         e_col, e_row = _energies(query.to(stat), key.to(stat))
-        # $A_{\cdot,u} = \mathrm{softmax}(Q_u^\top K_{\Omega_u})$, in float32 (or float64)
+        # $A_{u,\cdot} = \mathrm{softmax}(Q_u^\top K_{\Omega_u})$, in float32 (or float64)
         attn = torch.softmax(torch.cat([e_col, e_row], dim=-1), dim=-1)  # (B, H, W, H+W)
         a_col, a_row = attn.to(dtype).split([H, W], dim=-1)
         v = value.to(dtype)
-        # $\sum_{i \in \Omega_u} A_{i,u} V_i$: the column part plus the row part
+        # $\sum_{i \in \Omega_u} A_{u,i} V_i$: the column part plus the row part
         out = torch.einsum("bhwg,bcgw->bchw", a_col, v)  # (B, C, H, W)
         out = out + torch.einsum("bhwv,bchv->bchw", a_row, v)  # (B, C, H, W)
     return out

@@ -1,0 +1,195 @@
+r"""
+# Self-checks for the notebooks' coding exercises
+
+A coding exercise in a notebook asks the learner to write a function that seglib
+already has, then compares the two:
+
+```python
+def my_criss_cross_mask(H, W):
+    raise NotImplementedError  # your code here
+
+check(my_criss_cross_mask, attention.criss_cross_mask, random_side, random_side)
+```
+
+`check` calls both functions on the same inputs, several random cases when some
+inputs are factories (callables that make a fresh input), and prints one line:
+`✓ my_criss_cross_mask matches seglib on 5 random inputs`, or the largest difference
+and the shapes of the first inputs where the two disagree. A mismatch is never an
+error (the learner is experimenting); it returns `False`. A function whose body still
+raises `NotImplementedError` prints "not implemented yet". A function that returns
+`None` or `NotImplemented` (a stub without a `return`) raises a `TypeError` that
+says so, since there is nothing to compare.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["check", "random_size"]
+
+
+def random_size(low: int = 1, high: int = 9) -> Callable[[], int]:
+    """A factory for `check`: each call gives a random int in `[low, high]` (e.g. a side H)."""
+    return lambda: int(torch.randint(low, high + 1, ()))
+
+
+def _is_factory(value: Any) -> bool:
+    """A callable input that makes an argument (a module or a tensor is an argument)."""
+    return callable(value) and not isinstance(value, (Tensor, nn.Module))
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _describe(args: Sequence[Any], names: Sequence[str]) -> str:
+    """`H=3, x (2, 4, 5, 7)`: ints by value, tensors by shape."""
+    parts = []
+    for i, a in enumerate(args):
+        label = names[i] if i < len(names) else f"arg{i}"
+        if isinstance(a, Tensor):
+            parts.append(f"{label} {tuple(a.shape)}")
+        elif isinstance(a, (bool, int, float, str)) or a is None:
+            parts.append(f"{label}={a!r}")
+        elif isinstance(a, (list, tuple)) and all(isinstance(t, Tensor) for t in a):
+            parts.append(f"{label} [{', '.join(str(tuple(t.shape)) for t in a)}]")
+        else:
+            parts.append(f"{label} {type(a).__name__}")
+    return ", ".join(parts)
+
+
+def _param_names(fn: Callable[..., Any]) -> list[str]:
+    try:
+        return list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # builtins and some callables have no signature
+        return []
+
+
+def _prepare(value: Any, dtype: torch.dtype | None) -> Any:
+    """A private copy of a tensor input (floating ones in `dtype`), so that neither
+    function can change what the other one sees."""
+    if isinstance(value, Tensor):
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        return value.detach().clone().requires_grad_(value.requires_grad)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_prepare(v, dtype) for v in value)
+    return value
+
+
+def _leaves(out: Any) -> list[Any]:
+    """Tensors and numbers of a (possibly nested tuple/list) result, in order."""
+    if isinstance(out, (list, tuple)):
+        return [leaf for item in out for leaf in _leaves(item)]
+    return [out]
+
+
+def _compare(mine: Any, ref: Any, atol: float, rtol: float) -> str | None:
+    """None when `mine` matches `ref`, else why not (one short phrase)."""
+    a, b = _leaves(mine), _leaves(ref)
+    if len(a) != len(b):
+        return f"returns {len(a)} value(s), seglib returns {len(b)}"
+    for i, (x, y) in enumerate(zip(a, b)):
+        where = f" (output {i})" if len(b) > 1 else ""
+        if isinstance(y, Tensor) or isinstance(x, Tensor):
+            try:
+                x, y = torch.as_tensor(x), torch.as_tensor(y)
+            except (TypeError, ValueError, RuntimeError):
+                return f"returns a {type(x).__name__}{where}, seglib a tensor"
+            x, y = x.detach().cpu(), y.detach().cpu()
+            if x.shape != y.shape:
+                return f"returns shape {tuple(x.shape)}{where}, seglib {tuple(y.shape)}"
+            if y.dtype == torch.bool or x.dtype == torch.bool:
+                wrong = int((x.bool() != y.bool()).sum())
+                if wrong:
+                    return f"{wrong} of {y.numel()} entries differ{where}"
+                continue
+            x, y = x.double(), y.double()
+            nan = int((x.isnan() != y.isnan()).sum())
+            if nan:
+                return f"NaN in one result but not the other at {nan} of {y.numel()} entries{where}"
+            if not torch.allclose(x, y, atol=atol, rtol=rtol, equal_nan=True):
+                diff = (x - y).nan_to_num().abs().max().item()
+                return f"max |difference| {diff:.3g}{where} (atol {atol:g}, rtol {rtol:g})"
+        elif isinstance(y, (int, float)) and isinstance(x, (int, float)):
+            if not math.isclose(x, y, rel_tol=rtol, abs_tol=atol):
+                return f"returns {x!r}{where}, seglib {y!r}"
+        elif x != y:
+            return f"returns {x!r}{where}, seglib {y!r}"
+    return None
+
+
+def check(
+    learner_fn: Callable[..., Any],
+    reference_fn: Callable[..., Any],
+    *inputs: Any,
+    cases: int = 5,
+    atol: float = 1e-8,
+    rtol: float = 1e-6,
+    dtype: torch.dtype | None = torch.float64,
+    seed: int = 0,
+    make_args: Callable[[], Sequence[Any]] | None = None,
+) -> bool:
+    """Compare a learner's function with seglib's on the same inputs; print one verdict line.
+
+    Args:
+        learner_fn: the function written in the exercise.
+        reference_fn: seglib's function (or a small wrapper around it).
+        *inputs: the positional arguments. A callable is a factory: it is called
+            (with no argument) once per case to make that argument, e.g.
+            `lambda: torch.randn(2, 4, 5, 7)` or `random_size(1, 9)`; anything else
+            (a tensor, an int, an `nn.Module`) is passed as it is; tensors as a fresh
+            copy to each function.
+        cases: how many random cases to try when some input is a factory (else 1).
+        atol, rtol: tolerances of `torch.allclose`, applied in float64.
+        dtype: floating-point tensor inputs are converted to it (float64 by default, so
+            that a correct function matches to rounding error); None keeps their dtype.
+        seed: the cases are drawn with `torch.manual_seed(seed + case)`, inside
+            `torch.random.fork_rng`, so the caller's random state is left unchanged.
+        make_args: instead of `*inputs`, one factory that returns all the arguments of
+            a case at once, for inputs whose shapes must agree (e.g. `Q, K, V` of one
+            random size).
+
+    Returns:
+        True when every case matches, else False. Never raises on a mismatch.
+
+    Raises:
+        TypeError: `learner_fn` returned None or NotImplemented (nothing to compare: a
+            stub or a missing `return`).
+    """
+    name = _name(learner_fn)
+    if make_args is not None and inputs:
+        raise TypeError("pass either the inputs or make_args, not both")
+    random = make_args is not None or any(_is_factory(i) for i in inputs)
+    n = max(1, cases) if random else 1
+    names = _param_names(reference_fn) or _param_names(learner_fn)
+    for case in range(n):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + case)
+            args = (list(make_args()) if make_args is not None
+                    else [i() if _is_factory(i) else i for i in inputs])  # fmt: skip
+        try:
+            mine = learner_fn(*_prepare(args, dtype))
+        except NotImplementedError:
+            print(f"… {name} is not implemented yet: write its body, then run this cell again")
+            return False
+        if mine is None or mine is NotImplemented:
+            raise TypeError(
+                f"{name} returned {mine!r}, so there is nothing to compare with seglib: "
+                "it is still a stub, or its last line lacks a `return`"
+            )
+        ref = reference_fn(*_prepare(args, dtype))
+        why = _compare(mine, ref, atol, rtol)
+        if why is not None:
+            print(f"✗ {name} differs from seglib on case {case + 1} of {n}: {why}; "
+                  f"inputs: {_describe(args, names)}")  # fmt: skip
+            return False
+    what = (f"{n} random input" + "s" * (n > 1)) if random else "the given input"
+    print(f"✓ {name} matches seglib on {what}")
+    return True

@@ -1,0 +1,105 @@
+"""seglib.exercises.check: the self-check of the notebooks' coding exercises."""
+
+import pytest
+import torch
+
+from seglib.exercises import check, random_size
+from seglib.models import attention
+
+
+def correct_mask(H, W):
+    idx = torch.arange(H * W)
+    return (idx[:, None] // W == idx[None, :] // W) | (idx[:, None] % W == idx[None, :] % W)
+
+
+def test_a_correct_function_passes_on_several_random_cases(capsys):
+    assert check(correct_mask, attention.criss_cross_mask, random_size(1, 6), random_size(1, 6))
+    assert capsys.readouterr().out.strip() == "✓ correct_mask matches seglib on 5 random inputs"
+
+
+def test_fixed_inputs_run_once_and_floats_compare_in_float64(capsys):
+    x = torch.randn(3, 4)
+    seen = []
+
+    def double(t):
+        seen.append(t.dtype)
+        return 2 * t
+
+    assert check(double, lambda t: t + t, x)
+    assert seen == [torch.float64]
+    assert "matches seglib on the given input" in capsys.readouterr().out
+
+
+def test_a_wrong_function_reports_the_difference_and_the_inputs(capsys):
+    def off(q, k, v):
+        return attention.criss_cross_attention(q, k, v) + 0.5
+
+    qk = lambda: torch.randn(2, 4, 5, 7)  # noqa: E731
+    assert not check(off, attention.criss_cross_attention, qk, qk, lambda: torch.randn(2, 6, 5, 7))
+    out = capsys.readouterr().out
+    assert out.startswith("✗ off differs from seglib on case 1 of 5: max |difference| 0.5")
+    assert "query (2, 4, 5, 7)" in out and "value (2, 6, 5, 7)" in out
+
+
+def test_wrong_shapes_and_wrong_booleans_are_reported(capsys):
+    assert not check(lambda H, W: correct_mask(H, W)[:1], correct_mask, 3, 4)
+    assert "returns shape (1, 12), seglib (12, 12)" in capsys.readouterr().out
+    assert not check(lambda H, W: ~correct_mask(H, W), correct_mask, 3, 4)
+    assert "144 of 144 entries differ" in capsys.readouterr().out
+
+
+def test_a_stub_that_raises_is_not_implemented_yet_and_not_an_error(capsys):
+    def my_mask(H, W):
+        raise NotImplementedError  # your code here
+
+    assert check(my_mask, correct_mask, 3, 4) is False
+    assert "my_mask is not implemented yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("result", [None, NotImplemented])
+def test_a_stub_returning_nothing_raises_a_clear_type_error(result):
+    def my_mask(H, W):
+        return result
+
+    with pytest.raises(TypeError, match="my_mask returned .* still a stub"):
+        check(my_mask, correct_mask, 3, 4)
+
+
+def test_inputs_are_private_copies_and_the_random_state_is_kept():
+    x = torch.ones(3)
+
+    def in_place(t, noise):
+        return t.mul_(2) + 0 * noise
+
+    torch.manual_seed(1)
+    expected = torch.rand(1)
+    torch.manual_seed(1)
+    assert check(in_place, lambda t, noise: 2 * t, x, lambda: torch.randn(1))
+    assert torch.equal(x, torch.ones(3))
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_tuples_of_tensors_and_numbers_are_compared_item_by_item(capsys):
+    def ref(x):
+        return x.sum(), x.shape[0]
+
+    assert check(lambda x: (x.sum(), x.shape[0]), ref, lambda: torch.randn(4))
+    assert not check(lambda x: (x.sum(), 5), ref, lambda: torch.randn(4))
+    assert "returns 5 (output 1), seglib 4" in capsys.readouterr().out
+
+
+def test_make_args_draws_inputs_whose_shapes_agree(capsys):
+    def qkv():
+        H, W = (int(n) for n in torch.randint(1, 7, (2,)))
+        return torch.randn(1, 3, H, W), torch.randn(1, 3, H, W), torch.randn(1, 5, H, W)
+
+    assert check(lambda q, k, v: attention.criss_cross_attention(q, k, v, lean=False),
+                 attention.criss_cross_attention, make_args=qkv, cases=4)  # fmt: skip
+    assert "matches seglib on 4 random inputs" in capsys.readouterr().out
+    with pytest.raises(TypeError, match="not both"):
+        check(correct_mask, correct_mask, 3, make_args=lambda: (3, 4))
+
+
+def test_nan_where_seglib_has_a_number_is_reported(capsys):
+    assert not check(lambda x: x / 0 * 0, lambda x: x, torch.ones(2, 3))
+    assert "NaN in one result but not the other at 6 of 6 entries" in capsys.readouterr().out
