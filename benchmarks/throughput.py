@@ -13,6 +13,7 @@ on ResNet-18 and ResNet-50 backbones, on the device present:
 
     python benchmarks/throughput.py                 # all cases, writes results/
     python benchmarks/throughput.py --iters 5 --models ccnet --backbones resnet18
+    python benchmarks/throughput.py --cpu-recipe    # A/B rows of the camvid-cpu recipe
 
 Writes `benchmarks/results/throughput.csv` and `throughput.png`. Timings on a shared
 machine are noisy; the table says which device and how many threads were used.
@@ -112,6 +113,84 @@ def run_case(model: str, backbone: str, amp: str, channels_last: bool, iters: in
     }  # fmt: skip
 
 
+def cpu_recipe_ab(rounds: int, steps: int) -> list[dict]:
+    """Interleaved A/B of the `camvid-cpu` recipe's training step against one change each.
+
+    Every round times `steps` steps of every variant in turn (after one warm-up step each),
+    so that a busy or throttled period hits all variants alike; rows report the best and
+    the median round. The data pipeline is timed on its own (real CamVid when
+    `$CAMVID_DIR` is set), to see what share of a step loader workers could hide.
+    """
+    import copy
+
+    from seglib.data import pick_datasets, train_transform
+    from seglib.engine import segmentation_loss
+    from seglib.engine.recipes import RECIPES
+    from seglib.models import CCNet
+
+    rec = RECIPES["camvid-cpu"]
+    (h, w), batch = rec["crop"], rec["batch_size"]
+    torch.manual_seed(0)
+    os8 = CCNet(11, rec["backbone"], output_stride=8)
+    torch.manual_seed(0)
+    os16 = CCNet(11, rec["backbone"], output_stride=16)
+    cl = copy.deepcopy(os8).to(memory_format=torch.channels_last)
+    threads = torch.get_num_threads()
+    variants = {  # name -> (net, batch, threads, channels_last)
+        f"recipe: OS 8, batch {batch}, {threads} threads, NCHW": (os8, batch, threads, False),
+        "output stride 16": (os16, batch, threads, False),
+        f"batch {2 * batch}": (os8, 2 * batch, threads, False),
+        "1 thread": (os8, batch, 1, False),
+        "channels_last": (cl, batch, threads, True),
+    }
+    opts = {id(n): torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for n in (os8, os16, cl)}
+
+    def step(net, X, Y) -> None:
+        loss = segmentation_loss(net(X), Y)
+        opts[id(net)].zero_grad(set_to_none=True)
+        loss.backward()
+        opts[id(net)].step()
+
+    def batch_of(n: int, channels_last: bool):
+        X = torch.randn(n, 3, h, w)
+        if channels_last:
+            X = X.contiguous(memory_format=torch.channels_last)
+        return X, torch.randint(0, 11, (n, h, w))
+
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for net, n, t, c in variants.values():  # warm-up
+        torch.set_num_threads(t)
+        step(net.train(), *batch_of(n, c))
+    for r in range(rounds):
+        for name, (net, n, t, c) in variants.items():
+            torch.set_num_threads(t)
+            X, Y = batch_of(n, c)
+            start = time.perf_counter()
+            for _ in range(steps):
+                step(net, X, Y)
+            times[name].append(n * steps / (time.perf_counter() - start))
+        print(f"round {r + 1}/{rounds}: " + ", ".join(
+            f"{k.split(':')[0]} {v[-1]:.2f}" for k, v in times.items()), flush=True)
+    torch.set_num_threads(threads)
+    base = max(next(iter(times.values())))
+    rows = [{"variant": k, "images_per_s_best": max(v), "images_per_s_median":
+             sorted(v)[len(v) // 2], "vs_recipe": max(v) / base, "rounds": rounds,
+             "steps": steps} for k, v in times.items()]  # fmt: skip
+    # the data pipeline alone: decode + augment + collate, in this process (workers=0)
+    data = pick_datasets(source="auto", crop=(h, w), verbose=False)
+    if data.name == "camvid":
+        data.train.transform = train_transform(crop=(h, w), scale=rec["scale"])
+    loader = torch.utils.data.DataLoader(data.train, batch_size=batch, shuffle=True)
+    it, start, n_img = iter(loader), time.perf_counter(), 0
+    for _ in range(4):
+        n_img += len(next(it)[0])
+    rate = n_img / (time.perf_counter() - start)
+    rows.append({"variant": f"data pipeline only ({data.name}, workers=0)",
+                 "images_per_s_best": rate, "images_per_s_median": rate,
+                 "vs_recipe": rate / base, "rounds": 1, "steps": 4})  # fmt: skip
+    return rows
+
+
 def plot(df, path: Path) -> None:
     import matplotlib
 
@@ -144,7 +223,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # child process mode
+    p.add_argument("--cpu-recipe", action="store_true",
+                   help="interleaved A/B of the camvid-cpu recipe's step (CPU)")  # fmt: skip
+    p.add_argument("--rounds", type=int, default=5, help="--cpu-recipe: interleaved rounds")
     args = p.parse_args(argv)
+    if args.cpu_recipe:
+        import pandas as pd
+
+        df = pd.DataFrame(cpu_recipe_ab(args.rounds, args.iters or 2))
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out / "throughput_cpu_recipe.csv", index=False, float_format="%.3f")
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        print(f"wrote {out / 'throughput_cpu_recipe.csv'}")
+        return
     size = tuple(int(v) for v in args.size.split("x"))
     cuda = torch.cuda.is_available() and (args.device or "cuda").startswith("cuda")
     iters = args.iters or (20 if cuda else 3)

@@ -190,3 +190,12 @@ def test_bad_arguments():
         ccnet_loss(torch.randn(1, 3, 4, 4), torch.zeros(1, 5, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="pair"):
         ccnet_loss((torch.randn(1, 3, 4, 4),) * 3, torch.zeros(1, 4, 4, dtype=torch.long))
+
+
+def test_output_stride_16_quarters_the_feature_map_and_keeps_the_output_size():
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 45, 61)
+    for stride, cells in ((8, (6, 8)), (16, (3, 4))):
+        net = CCNet(5, backbone="resnet18", output_stride=stride).eval()
+        assert net.backbone(x)[-1].shape[-2:] == cells  # ceil(45/s), ceil(61/s)
+        assert net(x).shape == (1, 5, 45, 61)

@@ -113,6 +113,8 @@ class CCNet(nn.Module):
         recurrence: R, number of CCA passes (2 reaches every pixel).
         aux: build the auxiliary FCN head on `layer3` (training only).
         weights_backbone: backbone weights (see `seglib.models.backbone.build_backbone`).
+        output_stride: 8 (the paper: small objects keep their pixels) or 16 (a quarter of
+            the attention and layer3/4 cost; measured in `benchmarks/throughput.py`).
 
     Forward `(B, 3, H, W)`: in eval mode (or with `aux=False`) the logits `(B, K, H, W)`
     at the input's exact size; in training with `aux=True` the tuple `(main, aux)`, both
@@ -126,12 +128,14 @@ class CCNet(nn.Module):
         recurrence: int = 2,
         aux: bool = True,
         weights_backbone: Any = None,
+        output_stride: int = 8,
     ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = num_classes
-        self.backbone = build_backbone(backbone, output_stride=8, weights=weights_backbone)
+        self.backbone = build_backbone(backbone, output_stride=output_stride,
+                                       weights=weights_backbone)  # fmt: skip
         c3, c4 = self.backbone.stage_channels[2:]
         self.head = RCCAModule(c4, num_classes, recurrence=recurrence)
         # FCN head on layer3 (deep supervision): 3x3 conv to C3/2, BN, ReLU, dropout, 1x1
@@ -145,7 +149,7 @@ class CCNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         """Segment a batch of images `x` (B, 3, H, W) into class logits (B, K, H, W).
 
-        Backbone features at 1/8 of the input (output stride 8 keeps small objects), the
+        Backbone features at 1/s of the input (output stride s = 8 keeps small objects), the
         RCCA head on the last stage, then bilinear upsampling to the exact input size. In
         training mode with an auxiliary head it returns `(main, aux)`, where `aux` is a
         plain classifier on the third stage that adds gradient to the middle of the net
@@ -154,13 +158,13 @@ class CCNet(nn.Module):
         if x.dim() != 4:
             raise ValueError(f"expected a 4-D batch (B, 3, H, W), got shape {tuple(x.shape)}")
         B, C, H, W = x.shape
-        _, _, c3, c4 = self.backbone(x)  # (B, C3, H/8, W/8), (B, C4, H/8, W/8)
-        out = self.head(c4)  # (B, K, H/8, W/8)
+        _, _, c3, c4 = self.backbone(x)  # (B, C3, H/s, W/s), (B, C4, H/s, W/s)
+        out = self.head(c4)  # (B, K, H/s, W/s)
         # Bilinear back to the exact input size (never a fixed factor: 360 / 8 = 45)
         out = F.interpolate(out, size=(H, W), mode="bilinear", align_corners=False)  # (B, K, H, W)
         if self.training and self.aux_classifier is not None:
-            aux = self.aux_classifier(c3)  # (B, K, H/8, W/8)
-            # (B, K, H/8, W/8) -> (B, K, H, W), like the main head
+            aux = self.aux_classifier(c3)  # (B, K, H/s, W/s)
+            # (B, K, H/s, W/s) -> (B, K, H, W), like the main head
             aux = F.interpolate(aux, size=(H, W), mode="bilinear", align_corners=False)
             return out, aux
         return out
