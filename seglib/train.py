@@ -70,8 +70,8 @@ def _scale(text: str) -> tuple[float, float]:
 # flag -> TrainConfig field, for the flags that map one to one
 _FIELDS = ("model", "backbone", "data", "data_dir", "epochs", "batch_size", "crop", "scale",
            "eval_scale", "lr", "weight_decay", "workers", "device", "amp", "weights_backbone",
-           "seed", "recurrence", "features", "grad_clip", "class_weighting", "synthetic_size",
-           "train_size", "val_size", "train_limit", "val_limit")  # fmt: skip
+           "seed", "recurrence", "output_stride", "features", "grad_clip", "class_weighting",
+           "synthetic_size", "train_size", "val_size", "train_limit", "val_limit")  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -115,6 +115,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
                    help="replace the run already in OUT (default: refuse to)")
     p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--recurrence", type=int, help=f"CCNet: R (default {d.recurrence})")
+    p.add_argument("--output-stride", type=int, choices=[8, 16],
+                   help=f"CCNet: backbone output stride (default {d.output_stride})")  # fmt: skip
     p.add_argument("--features", type=int, help=f"RefineNet: channels (default {d.features})")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under torchrun")
     p.add_argument("--grad-clip", type=float)
@@ -207,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
         torch.manual_seed(config.seed)
         model = build_model(config.model, config.num_classes, config.backbone,
                             recurrence=config.recurrence, features=config.features,
-                            weights_backbone=config.weights_backbone)  # fmt: skip
+                            weights_backbone=config.weights_backbone,
+                            output_stride=config.output_stride)  # fmt: skip
         train_loader, val_loader = build_loaders(config, choice)
         history = fit(model, train_loader, val_loader, config, out=args.out,
                       resume=resume, overwrite=args.overwrite, animate=False)  # fmt: skip

@@ -440,6 +440,8 @@ def test_resume_with_another_recurrence_is_refused_naming_it(run, tmp_path):
          "backbone"),
         ({"model": "ccnet", "num_classes": 11}, {"model": "ccnet", "num_classes": 5},
          "num_classes"),
+        ({"model": "ccnet", "output_stride": 8}, {"model": "ccnet", "output_stride": 16},
+         "output_stride"),
     ],
 )  # fmt: skip
 def test_check_compatible_names_every_model_shaping_option(old, new, key):

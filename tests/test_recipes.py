@@ -72,3 +72,15 @@ def test_evaluate_at_half_scale_scores_against_native_labels():
     assert res["pixel_acc"] == pytest.approx((pred == Y).float().mean().item())
     full = evaluate(Mean(), [(X, Y)], num_classes=2, device="cpu")
     assert full["pixel_acc"] != res["pixel_acc"]
+
+
+def test_output_stride_reaches_the_model_and_survives_the_checkpoint(tmp_path):
+    config, _ = train_cli.parse_args(["--output-stride", "16", "--out", str(tmp_path)])
+    assert config.output_stride == 16
+    from seglib.models import build_model
+
+    net = build_model("ccnet", 11, "resnet18", output_stride=config.output_stride)
+    x = torch.randn(1, 3, 64, 64)
+    assert net.backbone(x)[-1].shape[-2:] == (4, 4)  # 64 / 16
+    with pytest.raises(ValueError, match="output_stride"):
+        TrainConfig(output_stride=4)

@@ -54,6 +54,14 @@ def _is_camvid(path: Path) -> bool:
     )
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory (short, and the same on every machine)."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
 def camvid_hint() -> str:
     """What to do when CamVid is missing, for error messages: on Colab `ensure_camvid()`
     (downloads into the VM), elsewhere a deliberate download or `$CAMVID_DIR`."""
@@ -139,7 +147,7 @@ def pick_datasets(
         val = CamVid(path, split)
         if verbose:
             print(
-                f"Data: CamVid ({train.layout} layout) from {path} ({how}): "
+                f"Data: CamVid ({train.layout} layout) from {_shown(path)} ({how}): "
                 f"{len(train)} train / {len(val)} {split} images, {train.num_classes} classes"
             )
         return DataChoice("camvid", path, train, val, train.num_classes, train.classes,

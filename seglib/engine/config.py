@@ -51,6 +51,7 @@ class TrainConfig:
     backbone: str = "resnet18"  # resnet18/34/50/101/152
     num_classes: int | None = None  # K; None = from the dataset or the first output
     recurrence: int = 2  # CCNet: R passes of the shared criss-cross attention
+    output_stride: int = 8  # CCNet: 8 (the paper) or 16 (2.5x faster on a CPU)
     features: int = 256  # RefineNet: channels of the refine blocks
     weights_backbone: str | None = None  # torchvision weights name or a local .pth file
     # --- optimisation ---
@@ -91,6 +92,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {self.output_stride}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.lr <= 0:

@@ -143,6 +143,7 @@ def load_model(
         config.backbone,
         recurrence=config.recurrence,
         features=config.features,
+        output_stride=config.output_stride,
     )
     try:
         model.load_state_dict(ckpt["model"])

@@ -80,4 +80,5 @@ class Board:
         if self.animate and self.timer is not None:
             tqdm.write(f"loss {row['train_loss']:.3f}, val pixel acc "
                        f"{row['val_pixel_acc']:.3f}, val mIoU {row['val_miou']:.3f}")  # fmt: skip
-            tqdm.write(f"{images / max(self.timer.sum(), 1e-9):.1f} images/sec on {device}")
+            if images:  # none when a resumed run had nothing left to train
+                tqdm.write(f"{images / max(self.timer.sum(), 1e-9):.1f} images/sec on {device}")

@@ -29,11 +29,13 @@ def build_model(
     features: int = 256,
     weights_backbone: Any = None,
     aux: bool = True,
+    output_stride: int = 8,
 ) -> nn.Module:
-    """Build `ccnet` (with its auxiliary head unless `aux=False`) or `refinenet`."""
+    """Build `ccnet` (with its auxiliary head unless `aux=False`; `output_stride` 8 or
+    16) or `refinenet` (its own fixed strides)."""
     if name == "ccnet":
         return CCNet(num_classes, backbone=backbone, recurrence=recurrence, aux=aux,
-                     weights_backbone=weights_backbone)  # fmt: skip
+                     weights_backbone=weights_backbone, output_stride=output_stride)  # fmt: skip
     if name == "refinenet":
         return RefineNet(num_classes, backbone=backbone, features=features,
                          weights_backbone=weights_backbone)  # fmt: skip
