@@ -163,7 +163,7 @@ def test_attention_explorer_in_jupyterlab(sync_api, lab_server, tmp_path):
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 
             picture = page.locator(".seglib-attention-explorer-image")
-            picture.wait_for(state="visible", timeout=40_000)
+            picture.wait_for(state="visible", timeout=120_000)  # a cold kernel imports torch
             page.wait_for_function(
                 "img => img.complete && img.naturalWidth > 0", arg=picture.element_handle()
             )
