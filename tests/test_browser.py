@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(shutil.which("chromium") or "chromium")  # Debian's package, on PATH
 FIXTURES = Path(__file__).parent / "browser"
 CHROMIUM_ARGS = [
     "--headless",
@@ -134,7 +134,7 @@ def screenshot_dir(tmp_path: Path) -> Path:
 def sync_api():
     """Playwright's sync API; skips (before any server starts) when a piece is missing."""
     if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} not found: apt-get install chromium (Debian's package)")
+        pytest.skip("chromium not found on PATH: apt-get install chromium (Debian's package)")
     pytest.importorskip("ipywidgets", reason="ipywidgets not installed (seglib[lab])")
     return pytest.importorskip(
         "playwright.sync_api", reason="playwright not installed: pip install playwright"
