@@ -387,12 +387,24 @@ class AttentionExplorer:
                 "AttentionExplorer's widget needs ipywidgets: pip install ipywidgets "
                 "(or seglib[lab]); static_figure() works without it"
             ) from err
-        # one slider per feature-map axis: rows 0..h-1, columns 0..w-1
-        self._row, self._col = (
-            widgets.IntSlider(value=v, min=0, max=n - 1, description=name,
-                              continuous_update=False, style={"description_width": "initial"})
-            for v, n, name in zip(self.pixel, self.att["size"], ("row", "col"))
-        )  # fmt: skip
+        h, w = self.att["size"]
+        style = {"description_width": "initial"}
+        self._row = widgets.IntSlider(
+            value=self.pixel[0],
+            min=0,
+            max=h - 1,
+            description="row",
+            continuous_update=False,
+            style=style,
+        )
+        self._col = widgets.IntSlider(
+            value=self.pixel[1],
+            min=0,
+            max=w - 1,
+            description="col",
+            continuous_update=False,
+            style=style,
+        )
         self._label = widgets.HTML()
         self._image = widgets.Image(format="png")
         self._image.add_class("seglib-attention-explorer-image")
