@@ -11,10 +11,14 @@ native 360x480 labels and writes:
 
 - `benchmarks/results/camvid_cpu.csv`: one row per run: test mIoU, pixel accuracy,
   per-class IoU, parameters, epochs done, training minutes, images/s;
+- `benchmarks/results/camvid_cpu_metrics/<run>.csv`: a copy of each run's per-epoch
+  `metrics.csv`, so that the curves outlive the run folders;
 - `benchmarks/results/camvid_cpu_curves.png`: train loss and val mIoU per epoch;
 - a markdown table beside published CamVid test numbers (printed).
 
-Runs live in `runs/camvid-cpu*` (git-ignored). Interrupt at any time: the next call
+Runs live in `runs/camvid-cpu*` (git-ignored, never committed). Rows of runs whose
+folder is gone (another machine, a clean clone) are kept from the stored CSV, so that
+scoring one new run never drops the others. Interrupt at any time: the next call
 resumes every unfinished run from its `last.pt`. A run still training is reported with
 the epochs it has.
 
@@ -40,6 +44,8 @@ from seglib.engine.recipes import RECIPES
 from seglib.paths import runs_root
 
 RESULTS = Path(__file__).resolve().parent / "results"
+TABLE = RESULTS / "camvid_cpu.csv"
+CURVES = RESULTS / "camvid_cpu_metrics"
 RECIPE = "camvid-cpu"
 
 # name -> flags after `--recipe camvid-cpu`; ccnet-r2 is the recipe itself (make camvid-cpu)
@@ -89,6 +95,8 @@ def score(name: str, split: str = "test") -> dict | None:
     loader = DataLoader(choice.val, batch_size=4)
     res = evaluate(model, loader, config.num_classes, "cpu", input_scale=config.eval_scale)
     metrics = pd.read_csv(out / "metrics.csv")
+    CURVES.mkdir(parents=True, exist_ok=True)
+    metrics.to_csv(CURVES / f"{name}.csv", index=False)
     row = {
         "run": name, "model": config.model, "recurrence": config.recurrence
         if config.model == "ccnet" else None,
@@ -104,8 +112,24 @@ def score(name: str, split: str = "test") -> dict | None:
     return row
 
 
+def merge_rows(scored: list[dict], stored: pd.DataFrame | None) -> pd.DataFrame:
+    """Fresh rows replace stored rows of the same run; stored rows of the others stay.
+
+    The order is that of RUNS, so the table reads the same whichever runs exist here.
+    """
+    fresh = pd.DataFrame(scored)
+    keep = stored if stored is not None else pd.DataFrame()
+    if not keep.empty and not fresh.empty:
+        keep = keep[~keep["run"].isin(fresh["run"])]
+    table = pd.concat([keep, fresh], ignore_index=True)
+    if table.empty:
+        return table
+    order = {name: i for i, name in enumerate(RUNS)}
+    return table.sort_values("run", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
 def plot_curves(names: list[str], path: Path) -> None:
-    """Train loss and val mIoU per epoch for every run that has a metrics.csv."""
+    """Train loss and val mIoU per epoch for every run with a stored metrics copy."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,7 +137,7 @@ def plot_curves(names: list[str], path: Path) -> None:
 
     fig, (ax_loss, ax_miou) = plt.subplots(1, 2, figsize=(9, 3.4))
     for name in names:
-        csv = out_dir(name) / "metrics.csv"
+        csv = CURVES / f"{name}.csv"
         if not csv.is_file():
             continue
         m = pd.read_csv(csv)
@@ -156,10 +180,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         for name in names:
             train(name)
     rows = [r for r in (score(n) for n in RUNS) if r is not None]
-    table = pd.DataFrame(rows)
+    table = merge_rows(rows, pd.read_csv(TABLE) if TABLE.is_file() else None)
     RESULTS.mkdir(exist_ok=True)
     if not table.empty:
-        table.to_csv(RESULTS / "camvid_cpu.csv", index=False, float_format="%.4f")
+        table.to_csv(TABLE, index=False, float_format="%.4f")
         print(markdown(table))
     plot_curves(list(RUNS), RESULTS / "camvid_cpu_curves.png")
     return table

@@ -151,19 +151,18 @@ def test_attention_explorer_in_jupyterlab(sync_api, lab_server, tmp_path):
             args=CHROMIUM_ARGS,
             viewport={"width": 1280, "height": 1150},
         )
+        console: list[str] = []
+        page = context.pages[0] if context.pages else context.new_page()
+        page.on("console", lambda m: console.append(f"[{m.type}] {m.text}"))
         try:
-            page = context.pages[0] if context.pages else context.new_page()
             page.set_default_timeout(30_000)
             page.goto(f"{base}/lab/tree/explorer.ipynb?token={token}")
             # the notebook is open and its kernel idle
             page.locator(".jp-Notebook .jp-Cell").first.wait_for()
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
-            # Run > Run All Cells, as a learner would
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-
+            run_all_cells(page)
             picture = page.locator(".seglib-attention-explorer-image")
-            picture.wait_for(state="visible", timeout=120_000)  # a cold kernel imports torch
+            wait_for_widget_or_error(page, timeout=180)  # a cold kernel imports torch
             page.wait_for_function(
                 "img => img.complete && img.naturalWidth > 0", arg=picture.element_handle()
             )
@@ -199,5 +198,67 @@ def test_attention_explorer_in_jupyterlab(sync_api, lab_server, tmp_path):
             shot = screenshot_dir(tmp_path) / "explorer_jupyterlab.png"
             page.screenshot(path=str(shot))
             assert shot.stat().st_size > 10_000
+        except Exception:
+            report_failure(page, console, tmp_path)
+            raise
         finally:
             context.close()
+
+
+def run_all_cells(page, attempts: int = 3) -> None:
+    """Run > Run All Cells, as a learner would, until the first code cell is queued.
+
+    On a loaded machine the notebook can open (kernel idle) before JupyterLab has made it
+    the current widget; the menu's command is then disabled and a click does nothing
+    (seen in fresh clones). So click into the cell first, wait until the menu item is
+    enabled, and check that the cell's prompt turns to [*] or [1] before going on.
+    """
+    prompt = page.locator(".jp-CodeCell .jp-InputPrompt").first
+    item = page.locator(".lm-Menu-item", has_text="Run All Cells").first
+    for attempt in range(1, attempts + 1):
+        page.locator(".jp-CodeCell .jp-InputPrompt").first.click()  # make the notebook current
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        item.wait_for()
+        if "lm-mod-disabled" in (item.get_attribute("class") or ""):
+            print(f"Run All Cells: disabled at attempt {attempt}, retrying")
+            page.keyboard.press("Escape")  # not ready yet: close the menu and try again
+            page.wait_for_timeout(2_000 * attempt)
+            continue
+        item.click()
+        try:
+            page.wait_for_function(
+                "el => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
+                arg=prompt.element_handle(),
+                timeout=15_000,
+            )
+            return
+        except Exception:  # the click was lost: try once more
+            print(f"Run All Cells: attempt {attempt} did not start the cell, retrying")
+            page.wait_for_timeout(1_000)
+    pytest.fail(f"Run All Cells did not start the cell in {attempts} attempts")
+
+
+def wait_for_widget_or_error(page, timeout: float) -> None:
+    """Wait for the explorer's picture; fail at once with the traceback if the cell errs."""
+    page.wait_for_function(
+        """() => document.querySelector('.seglib-attention-explorer-image')
+                 || document.querySelector('.jp-OutputArea-output[data-mime-type*="error"]')""",
+        timeout=timeout * 1000,
+    )
+    error = page.locator('.jp-OutputArea-output[data-mime-type*="error"]')
+    if error.count():
+        pytest.fail("the explorer cell raised:\n" + error.first.inner_text()[-3000:])
+    page.locator(".seglib-attention-explorer-image").wait_for(state="visible")
+
+
+def report_failure(page, console: list[str], tmp_path: Path) -> None:
+    """What a failed run leaves behind: a page screenshot, the console and the lab log."""
+    folder = screenshot_dir(tmp_path)
+    try:
+        page.screenshot(path=str(folder / "explorer_jupyterlab_failure.png"), full_page=True)
+    except Exception as error:  # the page itself may be gone
+        console.append(f"(no failure screenshot: {error})")
+    log = tmp_path / "jupyter.log"
+    print(f"failure screenshot: {folder / 'explorer_jupyterlab_failure.png'}")
+    print("browser console (last 40):", *console[-40:], sep="\n  ")
+    print("JupyterLab log (tail):", log.read_text()[-4000:] if log.is_file() else "-", sep="\n")
