@@ -14,6 +14,7 @@ on ResNet-18 and ResNet-50 backbones, on the device present:
     python benchmarks/throughput.py                 # all cases, writes results/
     python benchmarks/throughput.py --iters 5 --models ccnet --backbones resnet18
     python benchmarks/throughput.py --cpu-recipe    # A/B rows of the camvid-cpu recipe
+    python benchmarks/throughput.py --cpu-models    # the ablation's models, same step
 
 Writes `benchmarks/results/throughput.csv` and `throughput.png`. Timings on a shared
 machine are noisy; the table says which device and how many threads were used.
@@ -191,6 +192,53 @@ def cpu_recipe_ab(rounds: int, steps: int) -> list[dict]:
     return rows
 
 
+def cpu_models_ab(rounds: int, steps: int) -> list[dict]:
+    """Images/s of the ablation's four models at the `camvid-cpu` recipe's step, interleaved.
+
+    The training runs of `benchmarks/camvid_cpu.py` are timed by the runs themselves,
+    on whatever the machine was doing then (two runs side by side, one core each, say);
+    this measures the models against each other in one process, round after round, so
+    that the ratios are fair: CCNet R = 0, 1, 2 and RefineNet, ResNet-18, batch 8 of
+    180x240 crops, forward + loss (CCNet: main + 0.4 aux) + backward + SGD step.
+    """
+    from seglib.engine import segmentation_loss
+    from seglib.engine.recipes import RECIPES
+    from seglib.models import build_model
+
+    rec = RECIPES["camvid-cpu"]
+    (h, w), batch = rec["crop"], rec["batch_size"]
+    nets = {}
+    for name, model, recurrence in [("ccnet-r2", "ccnet", 2), ("ccnet-r1", "ccnet", 1),
+                                    ("ccnet-r0", "ccnet", 0), ("refinenet", "refinenet", 2)]:
+        torch.manual_seed(0)
+        nets[name] = build_model(model, 11, rec["backbone"], recurrence=recurrence).train()
+    opts = {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
+    X, Y = torch.randn(batch, 3, h, w), torch.randint(0, 11, (batch, h, w))
+
+    def step(name: str) -> None:
+        loss = segmentation_loss(nets[name](X), Y)
+        opts[name].zero_grad(set_to_none=True)
+        loss.backward()
+        opts[name].step()
+
+    for name in nets:  # warm-up
+        step(name)
+    times: dict[str, list[float]] = {name: [] for name in nets}
+    for r in range(rounds):
+        for name in nets:
+            start = time.perf_counter()
+            for _ in range(steps):
+                step(name)
+            times[name].append(batch * steps / (time.perf_counter() - start))
+        print(f"round {r + 1}/{rounds}: " + ", ".join(
+            f"{k} {v[-1]:.2f}" for k, v in times.items()), flush=True)  # fmt: skip
+    base = max(times["ccnet-r2"])
+    return [{"model": k, "params_m": sum(p.numel() for p in nets[k].parameters()) / 1e6,
+             "images_per_s_best": max(v), "images_per_s_median": sorted(v)[len(v) // 2],
+             "vs_ccnet_r2": max(v) / base, "threads": torch.get_num_threads(),
+             "rounds": rounds, "steps": steps} for k, v in times.items()]  # fmt: skip
+
+
 def plot(df, path: Path) -> None:
     import matplotlib
 
@@ -225,17 +273,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # child process mode
     p.add_argument("--cpu-recipe", action="store_true",
                    help="interleaved A/B of the camvid-cpu recipe's step (CPU)")  # fmt: skip
-    p.add_argument("--rounds", type=int, default=5, help="--cpu-recipe: interleaved rounds")
+    p.add_argument("--cpu-models", action="store_true",
+                   help="interleaved images/s of CCNet R=0,1,2 and RefineNet (CPU)")  # fmt: skip
+    p.add_argument("--rounds", type=int, default=5, help="--cpu-*: interleaved rounds")
     args = p.parse_args(argv)
-    if args.cpu_recipe:
+    if args.cpu_recipe or args.cpu_models:
         import pandas as pd
 
-        df = pd.DataFrame(cpu_recipe_ab(args.rounds, args.iters or 2))
+        ab, name = ((cpu_recipe_ab, "throughput_cpu_recipe.csv") if args.cpu_recipe
+                    else (cpu_models_ab, "throughput_cpu_models.csv"))  # fmt: skip
+        df = pd.DataFrame(ab(args.rounds, args.iters or 2))
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out / "throughput_cpu_recipe.csv", index=False, float_format="%.3f")
+        df.to_csv(out / name, index=False, float_format="%.3f")
         print(df.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-        print(f"wrote {out / 'throughput_cpu_recipe.csv'}")
+        print(f"wrote {out / name}")
         return
     size = tuple(int(v) for v in args.size.split("x"))
     cuda = torch.cuda.is_available() and (args.device or "cuda").startswith("cuda")
