@@ -58,7 +58,8 @@ def plot_class_iou_comparison(
     ax.set_xticks(x, classes, rotation=30, ha="right")
     ax.set(ylabel="IoU", ylim=(0, 1))
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncols=min(len(runs), 4), title=f"run ({score} %)", title_fontsize=8)
+    title = "run (" + score.replace("_", " ").replace("miou", "mIoU") + ", %)"
+    ax.legend(fontsize=8, ncols=min(len(runs), 4), title=title, title_fontsize=8)
     return ax
 
 
@@ -69,7 +70,7 @@ def plot_val_curves(
     ax = ax or plt.subplots(figsize=(4, 3.4))[1]
     for run, metrics in curves.items():
         ax.plot(metrics["epoch"], metrics[column], label=run)
-    ax.set(xlabel="epoch", ylabel=column.replace("_", " "))
+    ax.set(xlabel="epoch", ylabel=column.replace("_", " ").replace("miou", "mIoU"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax
