@@ -45,7 +45,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         scale=(0.375, 0.75), eval_scale=0.5, batch_size=8, epochs=30, lr=0.05,
         weight_decay=2e-4, class_weighting="median", amp="off", workers=0,
     ),  # fmt: skip
-    # The same code in about a minute: CamVid if present (40 frames at 90x120), else synthetic
+    # The same code in about a minute: CamVid if present (48 crops of 96x128), else synthetic
     "quick": dict(
         data="auto", backbone="resnet18", weights_backbone=None, crop=(96, 128),
         scale=(0.2, 0.4), eval_scale=0.25, batch_size=8, epochs=4, lr=0.05,
