@@ -114,6 +114,26 @@ def run_case(model: str, backbone: str, amp: str, channels_last: bool, iters: in
     }  # fmt: skip
 
 
+def interleaved_rates(steps_by_name: dict, images: dict, rounds: int, steps: int) -> dict:
+    """Images/s of every `steps_by_name[name]()` call, `rounds` interleaved rounds.
+
+    Each round times `steps` calls of every variant in turn (after one warm-up call
+    each), so that a busy or throttled period hits all variants alike.
+    """
+    for step in steps_by_name.values():  # warm-up
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps_by_name}
+    for r in range(rounds):
+        for name, step in steps_by_name.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times[name].append(images[name] * steps / (time.perf_counter() - start))
+        print(f"round {r + 1}/{rounds}: " + ", ".join(
+            f"{k.split(':')[0]} {v[-1]:.2f}" for k, v in times.items()), flush=True)  # fmt: skip
+    return times
+
+
 def cpu_recipe_ab(rounds: int, steps: int) -> list[dict]:
     """Interleaved A/B of the `camvid-cpu` recipe's training step against one change each.
 
@@ -158,20 +178,17 @@ def cpu_recipe_ab(rounds: int, steps: int) -> list[dict]:
             X = X.contiguous(memory_format=torch.channels_last)
         return X, torch.randint(0, 11, (n, h, w))
 
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for net, n, t, c in variants.values():  # warm-up
-        torch.set_num_threads(t)
-        step(net.train(), *batch_of(n, c))
-    for r in range(rounds):
-        for name, (net, n, t, c) in variants.items():
+    def run(net, n: int, t: int, c: bool):
+        X, Y = batch_of(n, c)
+
+        def one() -> None:
             torch.set_num_threads(t)
-            X, Y = batch_of(n, c)
-            start = time.perf_counter()
-            for _ in range(steps):
-                step(net, X, Y)
-            times[name].append(n * steps / (time.perf_counter() - start))
-        print(f"round {r + 1}/{rounds}: " + ", ".join(
-            f"{k.split(':')[0]} {v[-1]:.2f}" for k, v in times.items()), flush=True)
+            step(net.train(), X, Y)
+
+        return one
+
+    times = interleaved_rates({k: run(*v) for k, v in variants.items()},
+                              {k: v[1] for k, v in variants.items()}, rounds, steps)  # fmt: skip
     torch.set_num_threads(threads)
     base = max(next(iter(times.values())))
     rows = [{"variant": k, "images_per_s_best": max(v), "images_per_s_median":
@@ -221,17 +238,8 @@ def cpu_models_ab(rounds: int, steps: int) -> list[dict]:
         loss.backward()
         opts[name].step()
 
-    for name in nets:  # warm-up
-        step(name)
-    times: dict[str, list[float]] = {name: [] for name in nets}
-    for r in range(rounds):
-        for name in nets:
-            start = time.perf_counter()
-            for _ in range(steps):
-                step(name)
-            times[name].append(batch * steps / (time.perf_counter() - start))
-        print(f"round {r + 1}/{rounds}: " + ", ".join(
-            f"{k} {v[-1]:.2f}" for k, v in times.items()), flush=True)  # fmt: skip
+    times = interleaved_rates({k: (lambda k=k: step(k)) for k in nets},
+                              dict.fromkeys(nets, batch), rounds, steps)  # fmt: skip
     base = max(times["ccnet-r2"])
     return [{"model": k, "params_m": sum(p.numel() for p in nets[k].parameters()) / 1e6,
              "images_per_s_best": max(v), "images_per_s_median": sorted(v)[len(v) // 2],

@@ -216,7 +216,7 @@ def run_all_cells(page, attempts: int = 3) -> None:
     prompt = page.locator(".jp-CodeCell .jp-InputPrompt").first
     item = page.locator(".lm-Menu-item", has_text="Run All Cells").first
     for attempt in range(1, attempts + 1):
-        page.locator(".jp-CodeCell .jp-InputPrompt").first.click()  # make the notebook current
+        prompt.click()  # make the notebook current
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         item.wait_for()
         if "lm-mod-disabled" in (item.get_attribute("class") or ""):
