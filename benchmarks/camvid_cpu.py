@@ -55,7 +55,11 @@ RUNS: dict[str, list[str]] = {
     "ccnet-r2-os16": ["--output-stride", "16", "--epochs", "60"],
     "ccnet-r1": ["--recurrence", "1"],
     "ccnet-r0": ["--recurrence", "0"],
-    "refinenet": ["--model", "refinenet"],
+    # RefineNet at half the paper's width: ResNet-18's stages are a quarter as wide as
+    # ResNet-101's; channels_last measures 1.3x faster for its 3x3 convolutions on a CPU
+    "refinenet-f128": ["--model", "refinenet", "--features", "128", "--channels-last"],
+    # the paper's width (256): about 2.8 h for 30 epochs on 2 cores; a GPU's run
+    "refinenet": ["--model", "refinenet", "--channels-last"],
 }
 
 # Published CamVid test mIoU (11 classes, 233 test images, 360x480), no ImageNet

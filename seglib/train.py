@@ -71,7 +71,8 @@ def _scale(text: str) -> tuple[float, float]:
 _FIELDS = ("model", "backbone", "data", "data_dir", "epochs", "batch_size", "crop", "scale",
            "eval_scale", "lr", "weight_decay", "workers", "device", "amp", "weights_backbone",
            "seed", "recurrence", "output_stride", "features", "grad_clip", "class_weighting",
-           "synthetic_size", "train_size", "val_size", "train_limit", "val_limit")  # fmt: skip
+           "synthetic_size", "train_size", "val_size", "train_limit", "val_limit",
+           "channels_last")  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -118,6 +119,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     p.add_argument("--output-stride", type=int, choices=[8, 16],
                    help=f"CCNet: backbone output stride (default {d.output_stride})")  # fmt: skip
     p.add_argument("--features", type=int, help=f"RefineNet: channels (default {d.features})")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                   help="NHWC memory layout (default: on for CUDA only; on a CPU it pays "
+                        "for wide 3x3 convolutions such as RefineNet's)")  # fmt: skip
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under torchrun")
     p.add_argument("--grad-clip", type=float)
     p.add_argument("--class-weights", dest="class_weighting", choices=CLASS_WEIGHTINGS,

@@ -44,6 +44,22 @@ def test_env_variable_then_cwd_data_folder(no_camvid, make_camvid, monkeypatch, 
     assert capsys.readouterr().out == ""
 
 
+def test_root_found_by_ensure_camvid_keeps_its_reason(no_camvid, make_camvid, monkeypatch,
+                                                      capsys):
+    """Notebooks pass ensure_camvid()'s folder on: it is reported as $CAMVID_DIR's or
+    data/CamVid's, not as a path the learner typed."""
+    root = tiny_camvid(make_camvid)
+    monkeypatch.setenv("CAMVID_DIR", str(root))
+    pick_datasets(os.path.relpath(root))
+    assert "($CAMVID_DIR)" in capsys.readouterr().out
+    monkeypatch.delenv("CAMVID_DIR")
+    local = tiny_camvid(make_camvid, root=no_camvid / "data" / "CamVid")
+    pick_datasets(local)
+    assert "(data/CamVid)" in capsys.readouterr().out
+    pick_datasets(root)
+    assert "(given path)" in capsys.readouterr().out
+
+
 def test_repository_data_folder(no_camvid, make_camvid, tmp_path):
     local = tiny_camvid(make_camvid, root=tmp_path / "repo" / "data" / "CamVid")
     assert pick_datasets(verbose=False).root == local

@@ -74,6 +74,14 @@ def test_cli_rejects_bad_flags():
     assert train_cli.parse_args(["--amp", "bf16"])[0].amp == "bf16"
 
 
+def test_cli_channels_last_is_three_way():
+    """Unset keeps the device's default (None: on for CUDA only); both flags override it."""
+    flags = ["--recipe", "camvid-cpu", "--model", "refinenet"]
+    assert train_cli.parse_args(flags)[0].channels_last is None
+    assert train_cli.parse_args([*flags, "--channels-last"])[0].channels_last is True
+    assert train_cli.parse_args([*flags, "--no-channels-last"])[0].channels_last is False
+
+
 @pytest.mark.parametrize(
     ("flags", "lr"),
     [

@@ -62,6 +62,11 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _same_folder(a: Path, b: Path) -> bool:
+    """Whether two paths name the same folder (relative or absolute, links resolved)."""
+    return a.resolve() == b.resolve()
+
+
 def camvid_hint() -> str:
     """What to do when CamVid is missing, for error messages: on Colab `ensure_camvid()`
     (downloads into the VM), elsewhere a deliberate download or `$CAMVID_DIR`."""
@@ -77,11 +82,20 @@ def find_camvid(root: str | os.PathLike | None = None) -> tuple[Path | None, str
     """Where CamVid is, and how it was found: `(path, reason)`, or `(None, places tried)`.
 
     An explicit `root` is returned as is (checked later by `CamVid`), so that a typo is
-    an error rather than a silent fallback.
+    an error rather than a silent fallback. Its reason names where it came from when
+    that is known: a root that is `$CAMVID_DIR` or `data/CamVid` (as `ensure_camvid`
+    returns them) is reported as such, not as a "given path".
     """
-    if root is not None:
-        return Path(root), "given path"
     env = os.environ.get("CAMVID_DIR")
+    if root is not None:
+        root = Path(root)
+        if env and _same_folder(root, Path(env)):
+            return root, "$CAMVID_DIR"
+        if _same_folder(root, Path.cwd() / "data" / "CamVid") or _same_folder(
+            root, paths.data_root() / "CamVid"
+        ):
+            return root, "data/CamVid"
+        return root, "given path"
     if env:
         return Path(env), "$CAMVID_DIR"
     tried = [Path.cwd() / "data" / "CamVid", paths.data_root() / "CamVid"]
