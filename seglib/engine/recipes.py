@@ -9,7 +9,7 @@ notebook 06 and `python -m seglib.train --recipe camvid-cpu` are the same run:
   poly schedule, 80 epochs, mixed precision. GPU hours (not measured here).
 - `cpu` (`camvid-cpu`): ResNet-18 from scratch at half resolution (180x240 crops of
   frames scaled 0.375-0.75), median-frequency class weights, evaluated against the
-  native 360x480 labels. About an hour on 2 CPU cores.
+  native 360x480 labels. About 50 minutes on 2 idle CPU cores.
 - `quick`: the same code in about a minute: CamVid when it is there (a small subset at
   low resolution), else the synthetic scenes.
 
