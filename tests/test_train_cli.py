@@ -3,11 +3,14 @@
 import pandas as pd
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from seglib import evaluate as evaluate_cli
 from seglib import train as train_cli
-from seglib.data import CLASSES
+from seglib.data import CLASSES, pick_datasets
+from seglib.engine import evaluate, load_model
 from seglib.engine.checkpoint import load_checkpoint
+from seglib.engine.logit_adjustment import DEFAULT_TAUS, logit_bias
 
 pytestmark = pytest.mark.slow  # a real ResNet-18 CCNet: several seconds of CPU
 
@@ -62,6 +65,43 @@ def test_evaluate_cli_prints_per_class_table(run, capsys):
     assert res["miou"] == pytest.approx(hist["val_miou"].iloc[0])
     assert res["confusion"].sum() == 2 * 32 * 48  # every pixel of both scenes counted
     assert torch.is_tensor(res["iou"]) and len(res["iou"]) == 11
+
+
+@pytest.fixture(scope="module")
+def weighted_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("weighted")
+    train_cli.main([*TINY, "--epochs", "1", "--class-weights", "median", "--out", str(out)])
+    return out
+
+
+def test_evaluate_cli_logit_adjustment_auto_chooses_tau_on_val(weighted_run, capsys):
+    best = weighted_run / "best.pt"
+    res = evaluate_cli.main(["--checkpoint", str(best), "--device", "cpu",
+                             "--logit-adjustment", "auto"])  # fmt: skip
+    text = capsys.readouterr().out
+    assert res["tau"] in DEFAULT_TAUS and f"chose tau {res['tau']:g}" in text
+    # the same numbers by hand: the run's weights, the chosen tau, seglib.engine.evaluate
+    model, config = load_model(best, "cpu")
+    val = pick_datasets(source="synthetic", crop=config.crop, train_size=config.train_size,
+                        val_size=config.val_size, synthetic_size=config.synthetic_size,
+                        seed=config.seed, verbose=False).val  # fmt: skip
+    ref = evaluate(model, DataLoader(val, batch_size=2), 11, "cpu",
+                   logit_bias=logit_bias(config.class_weights, res["tau"]))  # fmt: skip
+    assert res["miou"] == pytest.approx(ref["miou"], abs=1e-12)
+    fixed = evaluate_cli.main(["--checkpoint", str(best), "--device", "cpu",
+                               "--logit-adjustment", "0"])  # fmt: skip
+    plain = evaluate_cli.main(["--checkpoint", str(best), "--device", "cpu"])
+    assert fixed["miou"] == pytest.approx(plain["miou"], abs=1e-12)
+
+
+def test_evaluate_cli_logit_adjustment_needs_class_weights(run, weighted_run):
+    out, _ = run
+    with pytest.raises(ValueError, match="without class weights"):
+        evaluate_cli.main(["--checkpoint", str(out / "best.pt"), "--device", "cpu",
+                           "--logit-adjustment", "0.5"])  # fmt: skip
+    with pytest.raises(SystemExit):
+        evaluate_cli.main(["--checkpoint", str(weighted_run / "best.pt"),
+                           "--logit-adjustment", "-1"])  # fmt: skip
 
 
 def test_cli_rejects_bad_flags():

@@ -30,7 +30,7 @@ from seglib.engine.metrics import ConfusionMatrix
 from seglib.engine.runtime import autocast, pick_device, resolve_amp
 from seglib.models.factory import build_model
 
-__all__ = ["evaluate", "iou_table", "load_model", "main_logits"]
+__all__ = ["evaluate", "iou_table", "label_size_logits", "load_model", "main_logits"]
 
 
 def main_logits(outputs: Any) -> torch.Tensor:
@@ -75,6 +75,7 @@ def evaluate(
     channels_last: bool = False,
     ignore_index: int = 255,
     input_scale: float = 1.0,
+    logit_bias: torch.Tensor | None = None,
 ) -> dict:
     """Metrics of `model` over `loader` of (image, mask) batches.
 
@@ -84,7 +85,9 @@ def evaluate(
     without a criterion or without any valid pixel) and `images` (how many were seen).
     `input_scale` resizes the images before the model (e.g. 0.5 for a model trained at
     half resolution); the logits are always resized back to the labels' own size, so
-    the metrics are measured against the native labels. Under
+    the metrics are measured against the native labels. `logit_bias` ((K,), e.g.
+    `seglib.engine.logit_adjustment.logit_bias`) is added to the logits before the
+    argmax; it changes the predictions and metrics, not the loss. Under
     DDP the counts of all ranks are summed, so every rank returns the same numbers.
     """
     device = pick_device(device)
@@ -94,24 +97,15 @@ def evaluate(
     cm = ConfusionMatrix(num_classes, ignore_index=ignore_index, device=device)
     # loss summed over non-ignored pixels, number of such pixels, number of images
     sums = torch.zeros(3, dtype=torch.float64, device=device)
+    bias = None if logit_bias is None else _bias_view(logit_bias, num_classes, device)
     try:
         for X, Y in loader:
             X, Y = X.to(device, non_blocking=True), Y.to(device, non_blocking=True).long()
-            if input_scale != 1.0:  # (B, 3, H, W) -> (B, 3, sH, sW)
-                X = F.interpolate(X, scale_factor=input_scale, mode="bilinear",
-                                  align_corners=False, antialias=True)  # fmt: skip
-            if channels_last:
-                X = X.contiguous(memory_format=torch.channels_last)
-            with autocast(device, dtype):
-                logits = main_logits(model(X))
-            logits = logits.float()
-            if logits.shape[-2:] != Y.shape[-2:]:
-                logits = F.interpolate(logits, Y.shape[-2:], mode="bilinear", align_corners=False)
-            if logits.shape[1] != num_classes:
-                raise ValueError(
-                    f"model returns {logits.shape[1]} classes, expected num_classes={num_classes}"
-                )
-            cm.update(logits, Y)
+            logits = label_size_logits(
+                model, X, Y.shape[-2:], num_classes, dtype=dtype, input_scale=input_scale,
+                channels_last=channels_last,
+            )  # (B, K, h, w)
+            cm.update(logits if bias is None else logits + bias, Y)
             if criterion is not None:
                 loss_sum, denom = _loss_sum(criterion, logits, Y, ignore_index)
                 sums[0] += loss_sum
@@ -125,6 +119,43 @@ def evaluate(
     out = cm.compute()
     loss = float(sums[0] / sums[1]) if criterion is not None and sums[1] > 0 else math.nan
     return {**out, "confusion": cm.matrix.cpu(), "loss": loss, "images": int(sums[2])}
+
+
+def label_size_logits(
+    model: nn.Module,
+    X: torch.Tensor,
+    label_size: Sequence[int],
+    num_classes: int,
+    *,
+    dtype: torch.dtype | None = None,
+    input_scale: float = 1.0,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """The main logits (B, K, h, w) of images X (B, 3, H, W) at the labels' size (h, w),
+    in float32: X resized by `input_scale` before the model, the logits bilinearly
+    resized after it. Call under `torch.no_grad()` with the model in eval mode."""
+    if input_scale != 1.0:  # (B, 3, H, W) -> (B, 3, sH, sW)
+        X = F.interpolate(X, scale_factor=input_scale, mode="bilinear",
+                          align_corners=False, antialias=True)  # fmt: skip
+    if channels_last:
+        X = X.contiguous(memory_format=torch.channels_last)
+    with autocast(X.device, dtype):
+        logits = main_logits(model(X)).float()  # (B, K, h', w')
+    if logits.shape[1] != num_classes:
+        raise ValueError(
+            f"model returns {logits.shape[1]} classes, expected num_classes={num_classes}"
+        )
+    if tuple(logits.shape[-2:]) != tuple(label_size):
+        logits = F.interpolate(logits, tuple(label_size), mode="bilinear", align_corners=False)
+    return logits  # (B, K, h, w)
+
+
+def _bias_view(bias: torch.Tensor, num_classes: int, device: torch.device) -> torch.Tensor:
+    """A (K,) per-class bias as a (1, K, 1, 1) float32 tensor on `device`."""
+    bias = torch.as_tensor(bias, dtype=torch.float32)
+    if bias.shape != (num_classes,):
+        raise ValueError(f"logit_bias must have shape ({num_classes},), got {tuple(bias.shape)}")
+    return bias.to(device).view(1, -1, 1, 1)
 
 
 def load_model(
