@@ -41,3 +41,18 @@ def test_nothing_stored_and_nothing_scored(bench):
     assert bench.merge_rows([], None).empty
     only_stored = bench.merge_rows([], pd.DataFrame([{"run": "refinenet", "test_miou": 0.4}]))
     assert only_stored["run"].tolist() == ["refinenet"]
+
+
+def test_markdown_shows_the_adjusted_score_only_where_there_is_one(bench):
+    common = {"params_m": 13.0, "epochs": 30, "train_minutes": 47.0, "images_per_s": 4.6}
+    table = bench.merge_rows([
+        {"run": "ccnet-r2", "test_miou": 0.429, "test_miou_adjusted": 0.4655, "tau": 0.75,
+         **common},
+        {"run": "ccnet-r1", "test_miou": 0.431, **common},  # a stored row from before
+    ], None)  # fmt: skip
+    lines = bench.markdown(table).splitlines()
+    r2 = next(line for line in lines if line.startswith("| ccnet-r2 "))
+    r1 = next(line for line in lines if line.startswith("| ccnet-r1 "))
+    assert "| 42.9 | 46.6 (0.75) | 13.0 |" in r2
+    assert "| 43.1 |  | 13.0 |" in r1
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
