@@ -40,6 +40,8 @@ def test_bias_is_minus_tau_log_weight():
     expected = torch.tensor([np.log(2) / 2, 0.0, -1.5 * np.log(2)], dtype=torch.float32)
     assert torch.allclose(logit_bias(w, 0.5), expected)
     assert torch.equal(logit_bias(w, 0.0), torch.zeros(3))
+    # a class absent from the training images has weight 0: nothing to undo
+    assert torch.allclose(logit_bias([0.0, 4.0], 1.0), torch.tensor([0.0, -np.log(4)]).float())
 
 
 def test_sweep_matches_numpy_predictions():
@@ -100,7 +102,7 @@ def test_best_tau_prefers_the_smallest_on_a_tie():
 
 @pytest.mark.parametrize(
     ("weights", "tau", "match"),
-    [([1.0, 0.0], 1.0, "> 0"), ([1.0, float("nan")], 1.0, "finite"), ([[1.0]], 1.0, "1-D"),
+    [([1.0, -1.0], 1.0, ">= 0"), ([1.0, float("nan")], 1.0, "finite"), ([[1.0]], 1.0, "1-D"),
      ([1.0, 2.0], -0.5, "tau")],
 )  # fmt: skip
 def test_bad_bias_arguments(weights, tau, match):

@@ -35,18 +35,22 @@ DEFAULT_TAUS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
 
 
 def logit_bias(class_weights: Sequence[float] | torch.Tensor, tau: float) -> torch.Tensor:
-    """The (K,) bias $-\\tau \\log w_c$ to add to the logits of a model trained with
-    cross-entropy weights `class_weights` (all > 0); `tau` >= 0."""
+    r"""The (K,) bias $-\tau \log w_c$ to add to the logits of a model trained with
+    cross-entropy weights `class_weights` (finite, >= 0); `tau` >= 0.
+
+    A weight of 0 (`seglib.data.class_weights` gives it to a class absent from the
+    training images) weighted nothing, so there is nothing to undo: its bias is 0.
+    """
     w = torch.as_tensor(class_weights, dtype=torch.float64)
     if w.ndim != 1 or len(w) == 0:
         raise ValueError(
             f"class_weights must be a 1-D list of K weights, got shape {tuple(w.shape)}"
         )
-    if not bool((w > 0).all()) or not bool(torch.isfinite(w).all()):
-        raise ValueError(f"class weights must be finite and > 0, got {w.tolist()}")
+    if not bool((w >= 0).all()) or not bool(torch.isfinite(w).all()):
+        raise ValueError(f"class weights must be finite and >= 0, got {w.tolist()}")
     if tau < 0:
         raise ValueError(f"tau must be >= 0, got {tau}")
-    return (-tau * w.log()).float()  # (K,)
+    return torch.where(w > 0, -tau * w.clamp(min=1e-300).log(), 0.0).float()  # (K,)
 
 
 @torch.no_grad()

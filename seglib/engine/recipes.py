@@ -11,7 +11,7 @@ notebook 06 and `python -m seglib.train --recipe camvid-cpu` are the same run:
   frames scaled 0.375-0.75), median-frequency class weights, evaluated against the
   native 360x480 labels. About 50 minutes on 2 idle CPU cores.
 - `quick`: the same code in about a minute: CamVid when it is there (a small subset at
-  low resolution), else the synthetic scenes.
+  low resolution), else the synthetic scenes; class-weighted like `cpu`.
 
 `pick_mode()` chooses `gpu` on CUDA and `quick` elsewhere; `$SEGLIB_MODE` overrides it.
 `$SEGLIB_TINY=1` shrinks any recipe to a few iterations on small crops without
@@ -49,7 +49,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "quick": dict(
         data="auto", backbone="resnet18", weights_backbone=None, crop=(96, 128),
         scale=(0.2, 0.4), eval_scale=0.25, batch_size=8, epochs=4, lr=0.05,
-        train_limit=48, val_limit=24, train_size=120, val_size=24, amp="off",
+        class_weighting="median", train_limit=48, val_limit=24, train_size=120, val_size=24,
+        amp="off",
     ),  # fmt: skip
 }
 # RefineNet's refinement path has no batch normalisation: it needs a smaller learning rate
