@@ -215,8 +215,9 @@ def cpu_models_ab(rounds: int, steps: int) -> list[dict]:
     The training runs of `benchmarks/camvid_cpu.py` are timed by the runs themselves,
     on whatever the machine was doing then (two runs side by side, one core each, say);
     this measures the models against each other in one process, round after round, so
-    that the ratios are fair: CCNet R = 0, 1, 2 and RefineNet, ResNet-18, batch 8 of
-    180x240 crops, forward + loss (CCNet: main + 0.4 aux) + backward + SGD step.
+    that the ratios are fair: CCNet R = 0, 1, 2 and RefineNet at 128 and 256 features
+    (channels_last, as `camvid_cpu.py` trains them), ResNet-18, batch 8 of 180x240
+    crops, forward + loss (CCNet: main + 0.4 aux) + backward + SGD step.
     """
     from seglib.engine import segmentation_loss
     from seglib.engine.recipes import RECIPES
@@ -224,16 +225,23 @@ def cpu_models_ab(rounds: int, steps: int) -> list[dict]:
 
     rec = RECIPES["camvid-cpu"]
     (h, w), batch = rec["crop"], rec["batch_size"]
-    nets = {}
-    for name, model, recurrence in [("ccnet-r2", "ccnet", 2), ("ccnet-r1", "ccnet", 1),
-                                    ("ccnet-r0", "ccnet", 0), ("refinenet", "refinenet", 2)]:
+    nets, channels_last = {}, {"refinenet-f128": True, "refinenet": True}
+    for name, model, recurrence, features in [
+        ("ccnet-r2", "ccnet", 2, 256), ("ccnet-r1", "ccnet", 1, 256),
+        ("ccnet-r0", "ccnet", 0, 256), ("refinenet-f128", "refinenet", 2, 128),
+        ("refinenet", "refinenet", 2, 256),
+    ]:  # fmt: skip
         torch.manual_seed(0)
-        nets[name] = build_model(model, 11, rec["backbone"], recurrence=recurrence).train()
+        net = build_model(model, 11, rec["backbone"], recurrence=recurrence, features=features)
+        if channels_last.get(name):  # as the runs train them (--channels-last)
+            net = net.to(memory_format=torch.channels_last)
+        nets[name] = net.train()
     opts = {k: torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for k, n in nets.items()}
     X, Y = torch.randn(batch, 3, h, w), torch.randint(0, 11, (batch, h, w))
+    X_cl = X.contiguous(memory_format=torch.channels_last)
 
     def step(name: str) -> None:
-        loss = segmentation_loss(nets[name](X), Y)
+        loss = segmentation_loss(nets[name](X_cl if channels_last.get(name) else X), Y)
         opts[name].zero_grad(set_to_none=True)
         loss.backward()
         opts[name].step()
