@@ -13,6 +13,10 @@ write to the same `runs/` and read the same `data/CamVid`:
 `$SEGLIB_RUNS` overrides the runs folder (`seglib.engine.keep_runs_on_drive` points it
 at Google Drive on Colab so that checkpoints outlive the VM).
 
+`stored_result(name)` is a file of `benchmarks/results/` (the results committed with the
+course): the clone's own copy, or, with seglib installed without a clone (Colab), the
+same file read from GitHub.
+
 `REPOSITORY` is where the course lives on GitHub: the Colab badges and install cells of
 the notebooks and the README are derived from it (`tools/sync_colab.py` rewrites them,
 `tests/test_colab.py` checks them), so a fork changes this one line.
@@ -24,7 +28,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["INSTALL_SPEC", "REPOSITORY", "REPO_ROOT", "data_root", "runs_root"]
+__all__ = ["INSTALL_SPEC", "REPOSITORY", "REPO_ROOT", "data_root", "runs_root", "stored_result"]
 
 # The course on GitHub (a fork changes this, then runs tools/sync_colab.py)
 REPOSITORY = "https://github.com/seglib-course/seglib"
@@ -49,3 +53,12 @@ def runs_root() -> Path:
     """The folder runs are written to: `$SEGLIB_RUNS`, `<repo>/runs`, or `./runs`."""
     env = os.environ.get("SEGLIB_RUNS")
     return Path(env).expanduser() if env else _base() / "runs"
+
+
+def stored_result(name: str) -> Path | str:
+    """`benchmarks/results/<name>` of the clone, else its URL on GitHub's main branch
+    (what `pandas.read_csv` and `matplotlib.image.imread` take either way)."""
+    if REPO_ROOT is not None:
+        return REPO_ROOT / "benchmarks" / "results" / name
+    raw = REPOSITORY.replace("https://github.com/", "https://raw.githubusercontent.com/")
+    return f"{raw}/main/benchmarks/results/{name}"

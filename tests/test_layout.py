@@ -119,3 +119,15 @@ def test_the_repository_is_found_from_a_clone():
     # the tests run from a clone: seglib/ sits beside pyproject.toml
     assert seglib.paths.REPO_ROOT == PACKAGE.parent
     assert (seglib.paths.REPO_ROOT / "pyproject.toml").is_file()
+
+
+def test_stored_results_come_from_the_clone_or_from_github(monkeypatch):
+    local = seglib.paths.stored_result("camvid_cpu.csv")
+    assert local == PACKAGE.parent / "benchmarks" / "results" / "camvid_cpu.csv"
+    assert local.is_file()  # notebook 07 reads it: it must be committed
+    monkeypatch.setattr(seglib.paths, "REPO_ROOT", None)  # installed without a clone (Colab)
+    monkeypatch.setattr(seglib.paths, "REPOSITORY", "https://github.com/someone/fork")
+    assert seglib.paths.stored_result("camvid_cpu_metrics/ccnet-r0.csv") == (
+        "https://raw.githubusercontent.com/someone/fork/main/benchmarks/results/"
+        "camvid_cpu_metrics/ccnet-r0.csv"
+    )
