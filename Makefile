@@ -76,6 +76,7 @@ train: $(STAMP)
 camvid-cpu: $(STAMP)
 	$(BIN)/python -m seglib.train --recipe camvid-cpu --out runs/camvid-cpu $(if $(wildcard runs/camvid-cpu/last.pt),--resume)
 	$(BIN)/python -m seglib.evaluate --checkpoint runs/camvid-cpu/best.pt --split test
+	$(BIN)/python -m seglib.evaluate --checkpoint runs/camvid-cpu/best.pt --split test --logit-adjustment auto
 
 # The same recipe for CCNet R = 0, 1, 2 and RefineNet; table and curves in benchmarks/results/
 camvid-ablation: $(STAMP)
