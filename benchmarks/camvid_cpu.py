@@ -60,7 +60,7 @@ RUNS: dict[str, list[str]] = {
     # RefineNet at half the paper's width: ResNet-18's stages are a quarter as wide as
     # ResNet-101's; channels_last measures 1.3x faster for its 3x3 convolutions on a CPU
     "refinenet-f128": ["--model", "refinenet", "--features", "128", "--channels-last"],
-    # the paper's width (256): about 2.8 h for 30 epochs on 2 cores; a GPU's run
+    # the paper's width (256): about 3 h for 30 epochs on 2 cores; a GPU's run
     "refinenet": ["--model", "refinenet", "--channels-last"],
 }
 

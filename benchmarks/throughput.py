@@ -216,8 +216,9 @@ def cpu_models_ab(rounds: int, steps: int) -> list[dict]:
     on whatever the machine was doing then (two runs side by side, one core each, say);
     this measures the models against each other in one process, round after round, so
     that the ratios are fair: CCNet R = 0, 1, 2 and RefineNet at 128 and 256 features
-    (channels_last, as `camvid_cpu.py` trains them), ResNet-18, batch 8 of 180x240
-    crops, forward + loss (CCNet: main + 0.4 aux) + backward + SGD step.
+    (channels_last, as `camvid_cpu.py` trains them; 128 also in NCHW, to show what
+    channels_last buys its 3x3 convolutions), ResNet-18, batch 8 of 180x240 crops,
+    forward + loss (CCNet: main + 0.4 aux) + backward + SGD step.
     """
     from seglib.engine import segmentation_loss
     from seglib.engine.recipes import RECIPES
@@ -229,7 +230,7 @@ def cpu_models_ab(rounds: int, steps: int) -> list[dict]:
     for name, model, recurrence, features in [
         ("ccnet-r2", "ccnet", 2, 256), ("ccnet-r1", "ccnet", 1, 256),
         ("ccnet-r0", "ccnet", 0, 256), ("refinenet-f128", "refinenet", 2, 128),
-        ("refinenet", "refinenet", 2, 256),
+        ("refinenet-f128, NCHW", "refinenet", 2, 128), ("refinenet", "refinenet", 2, 256),
     ]:  # fmt: skip
         torch.manual_seed(0)
         net = build_model(model, 11, rec["backbone"], recurrence=recurrence, features=features)
