@@ -87,23 +87,21 @@ def find_camvid(root: str | os.PathLike | None = None) -> tuple[Path | None, str
     returns them) is reported as such, not as a "given path".
     """
     env = os.environ.get("CAMVID_DIR")
+    local = [Path.cwd() / "data" / "CamVid", paths.data_root() / "CamVid"]
     if root is not None:
         root = Path(root)
         if env and _same_folder(root, Path(env)):
             return root, "$CAMVID_DIR"
-        if _same_folder(root, Path.cwd() / "data" / "CamVid") or _same_folder(
-            root, paths.data_root() / "CamVid"
-        ):
+        if any(_same_folder(root, path) for path in local):
             return root, "data/CamVid"
         return root, "given path"
     if env:
         return Path(env), "$CAMVID_DIR"
-    tried = [Path.cwd() / "data" / "CamVid", paths.data_root() / "CamVid"]
-    for path in tried:
+    for path in local:
         if _is_camvid(path):
             return path, "data/CamVid"
     # Relative to the working directory: short, and the same on every machine
-    return None, ", ".join(dict.fromkeys(os.path.relpath(p) for p in tried))
+    return None, ", ".join(dict.fromkeys(os.path.relpath(p) for p in local))
 
 
 def pick_datasets(
