@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-__all__ = ["USER_ERRORS", "ArgumentParser", "at_least", "fail", "one_line", "run"]
+__all__ = ["USER_ERRORS", "ArgumentParser", "at_least", "fail", "one_line", "positive_float", "run"]
 
 #: what a user can fix: bad values (ValueError, incl. unreadable files), files and
 #: folders (OSError: missing, existing, not writable), a NaN loss (FloatingPointError)
@@ -53,6 +53,17 @@ def at_least(low: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (e.g. a scale factor)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
 
 
 def run(main: Callable[[], Any]) -> None:

@@ -5,13 +5,16 @@
     python -m seglib.evaluate --checkpoint runs/camvid-cpu/best.pt --split test
     python -m seglib.evaluate --checkpoint runs/camvid-cpu/best.pt --split test \
         --logit-adjustment auto
+    python -m seglib.evaluate --checkpoint runs/camvid-cpu/best.pt --split test \
+        --logit-adjustment auto --eval-scale 0.5 0.625 0.75 --flip
 
 rebuilds the model a `python -m seglib.train` checkpoint was written for, runs it over
 the whole split (no random crop or flip) and prints a per-class IoU table with mIoU,
 pixel accuracy and mean class accuracy. `--logit-adjustment` undoes part of a run's
 class weighting at test time (`seglib.engine.logit_adjustment`): a value of tau, or
-`auto` to choose tau on the val split first. The functions it uses live in
-`seglib.engine.evaluation`; taught in `notebooks/07_evaluation.ipynb`.
+`auto` to choose tau on the val split first. `--eval-scale` with several values and
+`--flip` average the logits of several views of each image (test-time augmentation).
+The functions it uses live in `seglib.engine.evaluation`; taught in `notebooks/07_evaluation.ipynb`.
 """
 
 from __future__ import annotations
@@ -45,8 +48,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--batch-size", type=cli.at_least(1), default=2)
     p.add_argument("--workers", type=cli.at_least(0), default=0)
     p.add_argument("--device", default=None)
-    p.add_argument("--eval-scale", type=float, default=None,
-                   help="resize inputs by this (default: the run's eval_scale)")  # fmt: skip
+    p.add_argument("--eval-scale", type=cli.positive_float, nargs="+", default=None,
+                   metavar="S", help="resize inputs by this (default: the run's eval_scale); "
+                   "several values average the logits of each scale")  # fmt: skip
+    p.add_argument("--flip", action="store_true",
+                   help="also run every image mirrored and average (test-time augmentation)")
     p.add_argument("--logit-adjustment", type=_tau, default=None, metavar="TAU|auto",
                    help="subtract TAU * log(class weight) from the logits of a run trained "
                         "with class weights; auto: the TAU best on val")  # fmt: skip
@@ -71,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f"the data has {choice.num_classes} classes but the checkpoint {config.num_classes}"
         )
     loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers)
-    scale = config.eval_scale if args.eval_scale is None else args.eval_scale
+    scale = [config.eval_scale] if args.eval_scale is None else args.eval_scale
+    views = dict(input_scale=scale, flip=args.flip)
     tau, bias = args.logit_adjustment, None
     if tau is not None:
         if config.class_weights is None:
@@ -83,18 +90,20 @@ def main(argv: Sequence[str] | None = None) -> dict:
             val = DataLoader(load_split("val", verbose=False).val, batch_size=args.batch_size,
                              num_workers=args.workers)  # fmt: skip
             sweep = sweep_logit_adjustment(model, val, config.class_weights, DEFAULT_TAUS,
-                                           device, input_scale=scale)  # fmt: skip
+                                           device, **views)  # fmt: skip
             tau = best_tau(sweep)
             scores = ", ".join(f"{t:g}: {v:.4f}" for t, v in sweep["miou"].items())
             print(f"val mIoU by tau: {scores}; chose tau {tau:g}")
         bias = logit_bias(config.class_weights, tau)
-    res = evaluate(model, loader, config.num_classes, device, input_scale=scale, logit_bias=bias)
+    res = evaluate(model, loader, config.num_classes, device, **views, logit_bias=bias)
     res["tau"] = tau
     table = iou_table(res["iou"], choice.classes)
     adjusted = "" if tau is None else f"; logits adjusted by -{tau:g} log(class weight)"
+    resized = " and ".join(f"{s:g}" for s in scale)
+    mirrored = ", and mirrored" if args.flip else ""
     print(f"{args.checkpoint}: {config.model}/{config.backbone} on {choice.name} {args.split} "
-          f"({res['images']} images; inputs resized by {scale:g}, scored at the labels' size"
-          f"{adjusted})")
+          f"({res['images']} images; inputs resized by {resized}{mirrored}, scored at the "
+          f"labels' size{adjusted})")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"mIoU {res['miou']:.4f} | pixel acc {res['pixel_acc']:.4f} | "
           f"mean class acc {res['mean_class_acc']:.4f}")

@@ -67,6 +67,24 @@ def test_evaluate_cli_prints_per_class_table(run, capsys):
     assert torch.is_tensor(res["iou"]) and len(res["iou"]) == 11
 
 
+def test_evaluate_cli_test_time_augmentation(run, capsys):
+    out, _ = run
+    best = out / "best.pt"
+    res = evaluate_cli.main(["--checkpoint", str(best), "--device", "cpu",
+                             "--eval-scale", "0.5", "1", "--flip"])  # fmt: skip
+    assert "inputs resized by 0.5 and 1, and mirrored," in capsys.readouterr().out
+    model, config = load_model(best, "cpu")
+    val = pick_datasets(source="synthetic", crop=config.crop, train_size=config.train_size,
+                        val_size=config.val_size, synthetic_size=config.synthetic_size,
+                        seed=config.seed, verbose=False).val  # fmt: skip
+    ref = evaluate(model, DataLoader(val, batch_size=2), 11, "cpu", input_scale=(0.5, 1.0),
+                   flip=True)  # fmt: skip
+    assert torch.equal(res["confusion"], ref["confusion"])
+    for bad in (["--eval-scale"], ["--eval-scale", "0"], ["--eval-scale", "half"]):
+        with pytest.raises(SystemExit):
+            evaluate_cli.main(["--checkpoint", str(best), *bad])
+
+
 @pytest.fixture(scope="module")
 def weighted_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("weighted")

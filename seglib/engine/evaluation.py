@@ -74,7 +74,8 @@ def evaluate(
     amp: str | bool = "off",
     channels_last: bool = False,
     ignore_index: int = 255,
-    input_scale: float = 1.0,
+    input_scale: float | Sequence[float] = 1.0,
+    flip: bool = False,
     logit_bias: torch.Tensor | None = None,
 ) -> dict:
     """Metrics of `model` over `loader` of (image, mask) batches.
@@ -85,7 +86,9 @@ def evaluate(
     without a criterion or without any valid pixel) and `images` (how many were seen).
     `input_scale` resizes the images before the model (e.g. 0.5 for a model trained at
     half resolution); the logits are always resized back to the labels' own size, so
-    the metrics are measured against the native labels. `logit_bias` ((K,), e.g.
+    the metrics are measured against the native labels. Several scales and/or
+    `flip=True` average the logits of all those views (test-time augmentation; see
+    `label_size_logits`). `logit_bias` ((K,), e.g.
     `seglib.engine.logit_adjustment.logit_bias`) is added to the logits before the
     argmax; it changes the predictions and metrics, not the loss. Under
     DDP the counts of all ranks are summed, so every rank returns the same numbers.
@@ -103,7 +106,7 @@ def evaluate(
             X, Y = X.to(device, non_blocking=True), Y.to(device, non_blocking=True).long()
             logits = label_size_logits(
                 model, X, Y.shape[-2:], num_classes, dtype=dtype, input_scale=input_scale,
-                channels_last=channels_last,
+                flip=flip, channels_last=channels_last,
             )  # (B, K, h, w)
             cm.update(logits if bias is None else logits + bias, Y)
             if criterion is not None:
@@ -128,12 +131,49 @@ def label_size_logits(
     num_classes: int,
     *,
     dtype: torch.dtype | None = None,
-    input_scale: float = 1.0,
+    input_scale: float | Sequence[float] = 1.0,
+    flip: bool = False,
     channels_last: bool = False,
 ) -> torch.Tensor:
     """The main logits (B, K, h, w) of images X (B, 3, H, W) at the labels' size (h, w),
     in float32: X resized by `input_scale` before the model, the logits bilinearly
-    resized after it. Call under `torch.no_grad()` with the model in eval mode."""
+    resized after it. Call under `torch.no_grad()` with the model in eval mode.
+
+    Test-time augmentation: several scales (`input_scale=(0.5, 0.625, 0.75)`) and/or
+    `flip=True` (each scale also seen mirrored, its logits mirrored back) average the
+    label-size logits of all the views. Averaging logits (not probabilities) keeps
+    `logit_bias` exact: adding a bias to every view adds it to the mean.
+    """
+    scales = _scales(input_scale)
+    views = [(s, f) for s in scales for f in ((False, True) if flip else (False,))]
+    total = None
+    for scale, mirrored in views:
+        x = X.flip(-1) if mirrored else X  # (B, 3, H, W)
+        logits = _one_view_logits(model, x, label_size, num_classes, dtype, scale,
+                                  channels_last)  # (B, K, h, w)  # fmt: skip
+        logits = logits.flip(-1) if mirrored else logits
+        total = logits if total is None else total + logits
+    return total / len(views)  # (B, K, h, w)
+
+
+def _scales(input_scale: float | Sequence[float]) -> tuple[float, ...]:
+    """`input_scale` as a non-empty tuple of positive floats."""
+    scales = (input_scale,) if isinstance(input_scale, int | float) else tuple(input_scale)
+    if not scales or not all(isinstance(s, int | float) and s > 0 for s in scales):
+        raise ValueError(f"input_scale must be a number > 0 or a list of them, got {input_scale!r}")
+    return tuple(float(s) for s in scales)
+
+
+def _one_view_logits(
+    model: nn.Module,
+    X: torch.Tensor,
+    label_size: Sequence[int],
+    num_classes: int,
+    dtype: torch.dtype | None,
+    input_scale: float,
+    channels_last: bool,
+) -> torch.Tensor:
+    """`label_size_logits` of one view: one scale, no flip."""
     if input_scale != 1.0:  # (B, 3, H, W) -> (B, 3, sH, sW)
         X = F.interpolate(X, scale_factor=input_scale, mode="bilinear",
                           align_corners=False, antialias=True)  # fmt: skip

@@ -61,7 +61,8 @@ def sweep_logit_adjustment(
     taus: Sequence[float] = DEFAULT_TAUS,
     device: str | torch.device | None = None,
     *,
-    input_scale: float = 1.0,
+    input_scale: float | Sequence[float] = 1.0,
+    flip: bool = False,
     ignore_index: int = 255,
     classes: Sequence[str] | None = None,
 ) -> pd.DataFrame:
@@ -69,7 +70,8 @@ def sweep_logit_adjustment(
 
     One forward pass per batch; each tau's predictions are the argmax of the logits
     plus `logit_bias(class_weights, tau)`, scored at the labels' size exactly as
-    `evaluate(..., logit_bias=...)` scores them. Returns one row per tau (index `tau`),
+    `evaluate(..., logit_bias=...)` scores them (with the same `input_scale` and
+    `flip` test-time augmentation). Returns one row per tau (index `tau`),
     columns `miou`, `pixel_acc`, `mean_class_acc` and `iou_<class>`.
     """
     device = pick_device(device)
@@ -86,7 +88,7 @@ def sweep_logit_adjustment(
         for X, Y in loader:
             X, Y = X.to(device), Y.to(device).long()
             logits = label_size_logits(model, X, Y.shape[-2:], num_classes,
-                                       input_scale=input_scale)  # (B, K, h, w)  # fmt: skip
+                                       input_scale=input_scale, flip=flip)  # fmt: skip
             for t in taus:
                 matrices[t].update(logits + biases[t], Y)
     finally:
