@@ -69,10 +69,10 @@ def _scale(text: str) -> tuple[float, float]:
 
 # flag -> TrainConfig field, for the flags that map one to one
 _FIELDS = ("model", "backbone", "data", "data_dir", "epochs", "batch_size", "crop", "scale",
-           "eval_scale", "lr", "weight_decay", "workers", "device", "amp", "weights_backbone",
-           "seed", "recurrence", "output_stride", "features", "grad_clip", "class_weighting",
-           "synthetic_size", "train_size", "val_size", "train_limit", "val_limit",
-           "channels_last")  # fmt: skip
+           "jitter", "eval_scale", "lr", "weight_decay", "workers", "device", "amp",
+           "weights_backbone", "seed", "recurrence", "output_stride", "features", "grad_clip",
+           "class_weighting", "synthetic_size", "train_size", "val_size", "train_limit",
+           "val_limit", "channels_last")  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -96,6 +96,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
                    help="training crop HxW (default 96x128 synthetic, 360x480 CamVid)")  # fmt: skip
     p.add_argument("--scale", type=_scale,
                    help="CamVid's random scale range LOW-HIGH (default 0.5-2.0)")  # fmt: skip
+    p.add_argument("--jitter", choices=["none", "light", "strong"],
+                   help=f"CamVid's colour jitter (default {d.jitter})")  # fmt: skip
     p.add_argument("--eval-scale", type=float,
                    help="input resize factor at evaluation (logits: label size)")  # fmt: skip
     p.add_argument("--lr", type=float,

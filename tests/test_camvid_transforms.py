@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import albumentations as A
 import numpy as np
 import pytest
 import torch
@@ -19,6 +20,8 @@ from seglib.data import (
     train_transform,
 )
 from seglib.data.transforms import apply_transform
+from seglib.engine import TrainConfig
+from seglib.engine.builders import build_datasets
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -154,3 +157,43 @@ def test_class_weights_match_hand_computation(make_camvid):
     np.testing.assert_allclose(f, np.bincount(labelled, minlength=11) / labelled.size)
     with pytest.raises(ValueError, match="median_frequency"):
         class_weights(ds, method="inverse")
+
+
+def brightness_shifts(jitter, n: int = 400) -> np.ndarray:
+    """How far the mean of a flat grey crop moves, over n draws of the train pipeline.
+
+    On a flat grey image only brightness changes anything (contrast, saturation and hue
+    of a uniform grey are no-ops), so the shifts show how often and how hard the
+    colour jitter acts.
+    """
+    image = np.full((8, 10, 3), 128, dtype=np.uint8)
+    mask = np.zeros((8, 10), dtype=np.uint8)
+    t = train_transform(crop=(8, 10), scale=(1.0, 1.0), flip=False, jitter=jitter, seed=0)
+    return np.array([to_uint8(apply_transform(t, image, mask)[0]).mean() - 128 for _ in range(n)])
+
+
+@pytest.mark.parametrize(
+    ("jitter", "rate", "largest"),
+    [("none", 0.0, 0.0), (False, 0.0, 0.0), ("light", 0.5, 0.2 * 128), (True, 0.5, 0.2 * 128),
+     ("strong", 0.8, 0.4 * 128)],
+)  # fmt: skip
+def test_colour_jitter_presets_act_as_often_and_as_hard_as_they_say(jitter, rate, largest):
+    shifts = np.abs(brightness_shifts(jitter))
+    assert np.mean(shifts > 0.5) == pytest.approx(rate, abs=0.08)
+    assert shifts.max() <= largest + 1  # brightness within +-b
+    assert shifts.max() >= 0.75 * largest  # and it reaches near its bound
+
+
+def test_jitter_preset_reaches_the_camvid_train_pipeline(make_camvid, no_camvid):
+    root = make_camvid("segnet", n=2, size=(24, 32))
+    make_camvid("segnet", split="val", n=1, size=(24, 32), root=root)
+    config = TrainConfig(data="camvid", data_dir=str(root), crop=(16, 16), jitter="strong")
+    steps = build_datasets(config).train.transform.transforms
+    (jitter,) = [s for s in steps if isinstance(s, A.ColorJitter)]
+    assert jitter.p == 0.8 and tuple(jitter.brightness) == pytest.approx((0.6, 1.4))
+    plain = build_datasets(config.replace(jitter="none")).train.transform.transforms
+    assert not any(isinstance(s, A.ColorJitter) for s in plain)
+    with pytest.raises(ValueError, match="jitter must be one of"):
+        TrainConfig(jitter="wild")
+    with pytest.raises(ValueError, match="jitter must be one of"):
+        train_transform(jitter="wild")

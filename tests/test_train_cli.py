@@ -130,6 +130,10 @@ def test_cli_rejects_bad_flags():
     cfg, _ = train_cli.parse_args(["--no-amp", "--crop", "64x80"])
     assert cfg.amp == "off" and cfg.crop == (64, 80)
     assert train_cli.parse_args(["--amp", "bf16"])[0].amp == "bf16"
+    assert train_cli.parse_args([])[0].jitter == "light"
+    assert train_cli.parse_args(["--jitter", "strong"])[0].jitter == "strong"
+    with pytest.raises(SystemExit):
+        train_cli.parse_args(["--jitter", "wild"])
 
 
 def test_cli_channels_last_is_three_way():

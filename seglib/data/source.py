@@ -110,6 +110,7 @@ def pick_datasets(
     source: str = "auto",
     crop: tuple[int, int] | None = None,
     scale: tuple[float, float] | None = None,
+    jitter: str = "light",
     synthetic_train: int = 320,
     synthetic_val: int = 48,
     synthetic_size: tuple[int, int] | None = None,
@@ -129,6 +130,8 @@ def pick_datasets(
             is also the scene size unless `synthetic_size` is given.
         scale: CamVid's random scale range for training (default 0.5-2.0); e.g.
             (0.375, 0.75) trains at about half resolution.
+        jitter: CamVid's colour jitter for training, a key of
+            `seglib.data.transforms.JITTER` ("none", "light", "strong").
         synthetic_train, synthetic_val: number of synthetic scenes per split
             (`train_size` / `val_size` are accepted as aliases).
         synthetic_size: `(h, w)` of the synthetic scenes (default `crop` or 96x128).
@@ -153,8 +156,9 @@ def pick_datasets(
         )
     if path is not None:
         kw: dict[str, Any] = {}
-        if crop is not None or scale is not None:
-            kw["transform"] = train_transform(crop=crop or (360, 480), scale=scale or (0.5, 2.0))
+        if crop is not None or scale is not None or jitter != "light":
+            kw["transform"] = train_transform(crop=crop or (360, 480), scale=scale or (0.5, 2.0),
+                                              jitter=jitter)  # fmt: skip
         train = CamVid(path, "train", **kw)
         val = CamVid(path, split)
         if verbose:

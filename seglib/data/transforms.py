@@ -9,8 +9,9 @@ interpolated between 3 = Road and 8 = Car is not a class), and pad the mask with
 ignore index 255 so that padding never counts in the loss or the metrics.
 
 Training sees a random scale $s \sim U(s_{\min}, s_{\max})$, a random crop of fixed
-size (padded when the scaled image is smaller), a horizontal flip and a light colour
-jitter; evaluation sees the image unchanged, only normalised with the ImageNet
+size (padded when the scaled image is smaller), a horizontal flip and a colour jitter
+(`JITTER`: light by default, strong for from-scratch runs that must carry over to
+streets, light and cameras they never saw); evaluation sees the image unchanged, only normalised with the ImageNet
 statistics the pretrained backbones expect:
 
 $$\hat{x}_c = \frac{x_c / 255 - \mu_c}{\sigma_c}$$
@@ -35,6 +36,7 @@ from albumentations.pytorch import ToTensorV2
 
 __all__ = [
     "IGNORE_INDEX",
+    "JITTER",
     "MEAN",
     "STD",
     "apply_transform",
@@ -45,6 +47,14 @@ __all__ = [
 MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet RGB mean
 STD: tuple[float, float, float] = (0.229, 0.224, 0.225)  # ImageNet RGB std
 IGNORE_INDEX: int = 255  # label value skipped by the loss and the metrics
+
+#: colour jitter presets: (brightness, contrast, saturation, hue, probability) of
+#: `A.ColorJitter`; "none" leaves the colours alone
+JITTER: dict[str, tuple[float, float, float, float, float] | None] = {
+    "none": None,
+    "light": (0.2, 0.2, 0.2, 0.02, 0.5),
+    "strong": (0.4, 0.4, 0.4, 0.05, 0.8),
+}
 
 # attribute set on pipelines whose randomness should come from torch's generator
 _TORCH_SEEDED = "_seglib_torch_seeded"
@@ -64,7 +74,7 @@ def train_transform(
     scale: tuple[float, float] = (0.5, 2.0),
     *,
     flip: bool = True,
-    jitter: bool = True,
+    jitter: bool | str = "light",
     seed: int | None = None,
 ) -> A.Compose:
     """Random scale, pad, crop, flip and colour jitter, then normalise and make tensors.
@@ -74,7 +84,9 @@ def train_transform(
             (image with 0, mask with the ignore index 255).
         scale: range `(low, high)` of the random scale factor (1.0 = unchanged).
         flip: random horizontal flip with probability 0.5.
-        jitter: light brightness/contrast/saturation/hue jitter (probability 0.5).
+        jitter: colour jitter preset, a key of `JITTER` ("none", "light": brightness,
+            contrast and saturation +-20 % half the time, "strong": +-40 % on 80 % of
+            the crops); True means "light", False "none".
         seed: fixed seed for a reproducible sequence of its own; `None` (default) lets
             seglib's datasets draw a seed from torch's generator for every item.
 
@@ -82,6 +94,7 @@ def train_transform(
         an Albumentations pipeline called as `t(image=uint8 HxWx3, mask=uint8 HxW)`,
         giving `image` float32 (3, h, w) and `mask` uint8 (h, w) tensors.
     """
+    jitter_args = _jitter(jitter)
     h, w = _pair(crop, "crop", int)
     lo, hi = _pair(scale, "scale", float)
     if h < 1 or w < 1:
@@ -112,12 +125,22 @@ def train_transform(
     ]
     if flip:
         steps.append(A.HorizontalFlip(p=0.5))
-    if jitter:
-        steps.append(A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5))
+    if jitter_args is not None:
+        brightness, contrast, saturation, hue, p = jitter_args
+        steps.append(A.ColorJitter(brightness=brightness, contrast=contrast,
+                                   saturation=saturation, hue=hue, p=p))  # fmt: skip
     steps += [A.Normalize(mean=MEAN, std=STD, max_pixel_value=255.0), ToTensorV2()]
     pipeline = A.Compose(steps, seed=seed)
     setattr(pipeline, _TORCH_SEEDED, seed is None)
     return pipeline
+
+
+def _jitter(jitter: bool | str) -> tuple[float, float, float, float, float] | None:
+    """The `A.ColorJitter` arguments of a `JITTER` preset (True: light, False: none)."""
+    name = {True: "light", False: "none"}.get(jitter, jitter) if isinstance(jitter, bool) else jitter
+    if name not in JITTER:
+        raise ValueError(f"jitter must be one of {sorted(JITTER)} (or True/False), got {jitter!r}")
+    return JITTER[name]
 
 
 def eval_transform() -> A.Compose:

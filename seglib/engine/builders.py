@@ -33,6 +33,7 @@ def build_datasets(config: TrainConfig, split: str = "val") -> DataChoice:
         source=config.data,
         crop=config.crop,
         scale=config.scale,
+        jitter=config.jitter,
         train_size=config.train_size,
         val_size=config.val_size,
         synthetic_size=config.synthetic_size,

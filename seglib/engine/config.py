@@ -21,6 +21,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from seglib.data.transforms import JITTER
 from seglib.engine.runtime import AMP_MODES
 
 __all__ = ["CLASS_WEIGHTINGS", "TrainConfig", "parse_hw"]
@@ -59,6 +60,7 @@ class TrainConfig:
     batch_size: int = 8
     crop: tuple[int, int] | None = (96, 128)  # (h, w) training crop (None: CamVid 360x480)
     scale: tuple[float, float] | None = None  # CamVid random scale range (None: 0.5-2.0)
+    jitter: str = "light"  # CamVid colour jitter: none | light | strong (data.transforms.JITTER)
     eval_scale: float = 1.0  # evaluation input resized by this; logits back to label size
     lr: float = 0.1  # base learning rate of SGD (0.01 when fine-tuning ImageNet weights)
     momentum: float = 0.9
@@ -109,6 +111,8 @@ class TrainConfig:
             if not 0 < lo <= hi:
                 raise ValueError(f"scale must be (low, high), 0 < low <= high, got {self.scale}")
             self.scale = (lo, hi)
+        if self.jitter not in JITTER:
+            raise ValueError(f"jitter must be one of {sorted(JITTER)}, got {self.jitter!r}")
         if not self.eval_scale > 0:
             raise ValueError(f"eval_scale must be > 0, got {self.eval_scale}")
         if self.class_weighting not in CLASS_WEIGHTINGS:
