@@ -56,3 +56,11 @@ def test_markdown_shows_the_adjusted_score_only_where_there_is_one(bench):
     assert "| 42.9 | 46.6 (0.75) | 13.0 |" in r2
     assert "| 43.1 |  | 13.0 |" in r1
     assert all(line.count("|") == lines[0].count("|") for line in lines)
+
+
+def test_default_runs_are_the_ablation_and_every_run_has_its_own_folder(bench):
+    assert set(bench.ABLATION) <= set(bench.RUNS)
+    assert {"ccnet-r2", "ccnet-r1", "ccnet-r0"} <= set(bench.ABLATION)
+    folders = [bench.out_dir(name) for name in bench.RUNS]
+    assert len(set(folders)) == len(folders)
+    assert bench.out_dir("ccnet-r2").name == "camvid-cpu"  # make camvid-cpu's run
