@@ -153,7 +153,7 @@ def label_size_logits(
                                   channels_last)  # (B, K, h, w)  # fmt: skip
         logits = logits.flip(-1) if mirrored else logits
         total = logits if total is None else total + logits
-    return total / len(views)  # (B, K, h, w)
+    return total if len(views) == 1 else total / len(views)  # (B, K, h, w)
 
 
 def _scales(input_scale: float | Sequence[float]) -> tuple[float, ...]:
