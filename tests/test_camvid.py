@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -219,3 +221,31 @@ def test_real_train_flip_keeps_pair_aligned(camvid_dir):
         torch.testing.assert_close(x, ref_x.flip(-1) if flipped else ref_x)
         flips += flipped
     assert 0 < flips < 6
+
+
+@pytest.mark.parametrize("layout", ["segnet", "colour"])
+def test_sequences_come_from_the_file_names(make_camvid, tmp_path, layout):
+    root = make_camvid(layout, split="test", n=1, root=tmp_path / layout)  # frame0: no "_"
+    rng = np.random.default_rng(0)
+    for name in ("0001TP_006690", "Seq05VD_f00000", "Seq05VD_f00030"):
+        write_png(root / "test" / f"{name}.png", rng.integers(0, 256, (12, 16, 3)))
+        if layout == "segnet":
+            write_png(root / "testannot" / f"{name}.png", rng.integers(0, 12, (12, 16)))
+        else:
+            colour = np.array(CLASS_DICT[0][1:], dtype=np.uint8)
+            write_png(root / "test_labels" / f"{name}_L.png", np.tile(colour, (12, 16, 1)))
+    ds = CamVid(root, "test")
+    assert sorted(ds.sequences) == ["0001TP", "Seq05VD", "Seq05VD", "frame0"]
+    assert [s for s, p in zip(ds.sequences, ds.images) if not p.stem.startswith(s)] == []
+
+
+@pytest.mark.camvid
+def test_real_sequences_match_the_split_lists(camvid_dir):
+    """Per drive, the frame counts of each split equal those of its list file
+    (`test.txt`: lines such as `/SegNet/CamVid/test/0001TP_008550.png ...`)."""
+    for split in ("train", "val", "test"):
+        lines = (camvid_dir / f"{split}.txt").read_text().split("\n")
+        listed = [line.split()[0].rsplit("/", 1)[-1] for line in lines if line.strip()]
+        expected = Counter(name[: name.index("_")] for name in listed)
+        assert Counter(CamVid(camvid_dir, split).sequences) == expected
+    assert set(CamVid(camvid_dir, "test").sequences) == {"0001TP", "Seq05VD"}

@@ -96,7 +96,8 @@ class CamVid(SegmentationDataset):
 
     Items: image float32 (3, H, W) normalised with ImageNet mean/std, mask int64 (H, W)
     with class indices and 255 for void. Attributes: `classes`, `palette` ((K, 3)
-    uint8), `num_classes`, `layout` ("segnet" | "colour"), `images`, `labels` (paths).
+    uint8), `num_classes`, `layout` ("segnet" | "colour"), `images`, `labels` (paths),
+    `sequences` (the drive each frame was filmed on).
     """
 
     def __init__(self, root: str | os.PathLike, split: str = "train", transform: Any = None):
@@ -186,6 +187,16 @@ class CamVid(SegmentationDataset):
 
     def __len__(self) -> int:
         return len(self.images)
+
+    @property
+    def sequences(self) -> list[str]:
+        """The video sequence (drive) of every frame, read from its file name.
+
+        CamVid names a frame `<sequence>_<frame>.png` (`0001TP_006690.png`,
+        `Seq05VD_f00000.png`); the splits share some drives and not others, which is
+        why val and test can disagree. A name without `_` is its own sequence.
+        """
+        return [path.stem.split("_")[0] for path in self.images]
 
     def load_image(self, i: int) -> np.ndarray:
         """The raw RGB image `i` as uint8 (H, W, 3)."""
