@@ -203,7 +203,9 @@ def markdown(table: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    p.add_argument("--only", nargs="*", choices=sorted(RUNS), help="runs to train/score")
+    p.add_argument("--only", nargs="*", choices=sorted(RUNS),
+                   help="runs to train and score (default: train the ablation, score every "
+                        "run found; the stored rows of the others stay)")  # fmt: skip
     p.add_argument("--no-train", action="store_true", help="only score what exists")
     args = p.parse_args(argv)
     names = args.only or ABLATION
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if not args.no_train:
         for name in names:
             train(name)
-    rows = [r for r in (score(n) for n in RUNS) if r is not None]
+    rows = [r for r in (score(n) for n in (args.only or RUNS)) if r is not None]
     table = merge_rows(rows, pd.read_csv(TABLE) if TABLE.is_file() else None)
     RESULTS.mkdir(exist_ok=True)
     if not table.empty:
