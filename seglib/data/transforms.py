@@ -10,9 +10,9 @@ ignore index 255 so that padding never counts in the loss or the metrics.
 
 Training sees a random scale $s \sim U(s_{\min}, s_{\max})$, a random crop of fixed
 size (padded when the scaled image is smaller), a horizontal flip and a colour jitter
-(`JITTER`: light by default, strong for from-scratch runs that must carry over to
-streets, light and cameras they never saw); evaluation sees the image unchanged, only normalised with the ImageNet
-statistics the pretrained backbones expect:
+(`JITTER`: "light" by default, "none" or "strong" on request); evaluation sees the
+image unchanged, only normalised with the ImageNet statistics the pretrained backbones
+expect:
 
 $$\hat{x}_c = \frac{x_c / 255 - \mu_c}{\sigma_c}$$
 
@@ -137,7 +137,7 @@ def train_transform(
 
 def _jitter(jitter: bool | str) -> tuple[float, float, float, float, float] | None:
     """The `A.ColorJitter` arguments of a `JITTER` preset (True: light, False: none)."""
-    name = {True: "light", False: "none"}.get(jitter, jitter) if isinstance(jitter, bool) else jitter
+    name = ("light" if jitter else "none") if isinstance(jitter, bool) else jitter
     if name not in JITTER:
         raise ValueError(f"jitter must be one of {sorted(JITTER)} (or True/False), got {jitter!r}")
     return JITTER[name]
