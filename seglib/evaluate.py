@@ -6,7 +6,7 @@
     python -m seglib.evaluate --checkpoint runs/camvid-cpu/best.pt --split test \
         --logit-adjustment auto
     python -m seglib.evaluate --checkpoint runs/camvid-cpu/best.pt --split test \
-        --logit-adjustment auto --eval-scale 0.5 0.625 0.75 --flip
+        --logit-adjustment auto --flip
 
 rebuilds the model a `python -m seglib.train` checkpoint was written for, runs it over
 the whole split (no random crop or flip) and prints a per-class IoU table with mIoU,
@@ -14,7 +14,8 @@ pixel accuracy and mean class accuracy. `--logit-adjustment` undoes part of a ru
 class weighting at test time (`seglib.engine.logit_adjustment`): a value of tau, or
 `auto` to choose tau on the val split first. `--eval-scale` with several values and
 `--flip` average the logits of several views of each image (test-time augmentation).
-The functions it uses live in `seglib.engine.evaluation`; taught in `notebooks/07_evaluation.ipynb`.
+The functions it uses live in `seglib.engine.evaluation`; taught in
+`notebooks/07_evaluation.ipynb`.
 """
 
 from __future__ import annotations
