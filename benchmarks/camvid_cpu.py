@@ -66,6 +66,10 @@ RUNS: dict[str, list[str]] = {
     # towards the test split's unseen drive: stronger colour jitter, then more weight decay
     "ccnet-r2-jitter": ["--jitter", "strong"],
     "ccnet-r2-jitter-wd5": ["--jitter", "strong", "--weight-decay", "5e-4"],
+    # towards the thin classes: a stride-4 decoder on layer1 (DeepLabv3+), at output
+    # stride 8, and at 16 for twice the epochs
+    "ccnet-r2-decoder": ["--decoder"],
+    "ccnet-r2-os16-decoder": ["--decoder", "--output-stride", "16", "--epochs", "60"],
 }
 # what `python benchmarks/camvid_cpu.py` trains without --only: the paper's ablation
 ABLATION = ["ccnet-r2", "ccnet-r1", "ccnet-r0", "refinenet-f128", "refinenet"]

@@ -70,9 +70,9 @@ def _scale(text: str) -> tuple[float, float]:
 # flag -> TrainConfig field, for the flags that map one to one
 _FIELDS = ("model", "backbone", "data", "data_dir", "epochs", "batch_size", "crop", "scale",
            "jitter", "eval_scale", "lr", "weight_decay", "workers", "device", "amp",
-           "weights_backbone", "seed", "recurrence", "output_stride", "features", "grad_clip",
-           "class_weighting", "synthetic_size", "train_size", "val_size", "train_limit",
-           "val_limit", "channels_last")  # fmt: skip
+           "weights_backbone", "seed", "recurrence", "output_stride", "decoder", "features",
+           "grad_clip", "class_weighting", "synthetic_size", "train_size", "val_size",
+           "train_limit", "val_limit", "channels_last")  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -120,6 +120,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     p.add_argument("--recurrence", type=int, help=f"CCNet: R (default {d.recurrence})")
     p.add_argument("--output-stride", type=int, choices=[8, 16],
                    help=f"CCNet: backbone output stride (default {d.output_stride})")  # fmt: skip
+    p.add_argument("--decoder", action=argparse.BooleanOptionalAction,
+                   help="CCNet: a stride-4 decoder on layer1 before the classifier "
+                        "(DeepLabv3+; not in the paper; default off)")  # fmt: skip
     p.add_argument("--features", type=int, help=f"RefineNet: channels (default {d.features})")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                    help="NHWC memory layout (default: on for CUDA only; on a CPU it pays "
@@ -216,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
         model = build_model(config.model, config.num_classes, config.backbone,
                             recurrence=config.recurrence, features=config.features,
                             weights_backbone=config.weights_backbone,
-                            output_stride=config.output_stride)  # fmt: skip
+                            output_stride=config.output_stride,
+                            decoder=config.decoder)  # fmt: skip
         train_loader, val_loader = build_loaders(config, choice)
         history = fit(model, train_loader, val_loader, config, out=args.out,
                       resume=resume, overwrite=args.overwrite, animate=False)  # fmt: skip

@@ -166,7 +166,8 @@ def rng_state_for_rank(stored: dict | list[dict], rank: int) -> dict:
 def _shaping_keys(model: Any) -> tuple[str, ...]:
     """The config fields that shape the network: every model's, plus CCNet's number of
     recurrences or RefineNet's width (the other model ignores that field)."""
-    own = {"ccnet": ("recurrence", "output_stride"), "refinenet": ("features",)}.get(model, ())
+    own = {"ccnet": ("recurrence", "output_stride", "decoder"),
+           "refinenet": ("features",)}.get(model, ())  # fmt: skip
     return ("model", "backbone", "num_classes", *own)
 
 
@@ -187,6 +188,8 @@ def check_compatible(ckpt: dict, model_class: str, config: dict, path: Any = "")
         diffs = [f"{k}: checkpoint {found[k]!r} vs this run {wanted[k]!r}" for k in differ]
         cli = ("model", "backbone", "recurrence", "output_stride", "features")
         flags = [f"--{k.replace('_', '-')} {found[k]}" for k in differ if k in cli]
+        if "decoder" in differ:
+            flags.append("--decoder" if found["decoder"] else "--no-decoder")
         again = f" (on the command line: {' '.join(flags)})" if flags else ""
         raise ValueError(
             f"checkpoint {path} was written for a different model ("

@@ -53,6 +53,7 @@ class TrainConfig:
     num_classes: int | None = None  # K; None = from the dataset or the first output
     recurrence: int = 2  # CCNet: R passes of the shared criss-cross attention
     output_stride: int = 8  # CCNet: 8 (the paper) or 16 (2.5x faster on a CPU)
+    decoder: bool = False  # CCNet: fuse layer1 (stride 4) before the classifier (DeepLabv3+)
     features: int = 256  # RefineNet: channels of the refine blocks
     weights_backbone: str | None = None  # torchvision weights name or a local .pth file
     # --- optimisation ---

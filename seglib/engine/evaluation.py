@@ -215,6 +215,7 @@ def load_model(
         recurrence=config.recurrence,
         features=config.features,
         output_stride=config.output_stride,
+        decoder=config.decoder,
     )
     try:
         model.load_state_dict(ckpt["model"])

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from seglib.models.attention import CrissCrossAttention
 from seglib.models.backbone import build_backbone
+from seglib.models.decoder import SkipDecoder
 
 __all__ = ["RCCAModule", "CCNet", "ccnet_loss"]
 
@@ -92,6 +93,10 @@ class RCCAModule(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """`x` (B, C, h, w) -> logits (B, K, h, w)."""
+        return self.classifier(self.features(x))  # (B, K, h, w)
+
+    def features(self, x: Tensor) -> Tensor:
+        """`x` (B, C, h, w) -> the features the classifier reads (B, C/4, h, w)."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         out = self.conva(x)  # (B, C/4, h, w)
@@ -100,8 +105,7 @@ class RCCAModule(nn.Module):
             out = self.cca(out)  # (B, C/4, h, w)
         out = self.convb(out)  # (B, C/4, h, w)
         out = torch.cat([x, out], dim=1)  # (B, C + C/4, h, w)
-        out = self.bottleneck(out)  # (B, C/4, h, w)
-        return self.classifier(out)  # (B, K, h, w)
+        return self.bottleneck(out)  # (B, C/4, h, w)
 
 
 class CCNet(nn.Module):
@@ -115,6 +119,9 @@ class CCNet(nn.Module):
         weights_backbone: backbone weights (see `seglib.models.backbone.build_backbone`).
         output_stride: 8 (the paper: small objects keep their pixels) or 16 (a quarter of
             the attention and layer3/4 cost; measured in `benchmarks/throughput.py`).
+        decoder: fuse the head's features with `layer1` (stride 4) before the classifier
+            (`seglib.models.decoder.SkipDecoder`, not in the paper): thin classes such as
+            poles and signs keep more of their pixels.
 
     Forward `(B, 3, H, W)`: in eval mode (or with `aux=False`) the logits `(B, K, H, W)`
     at the input's exact size; in training with `aux=True` the tuple `(main, aux)`, both
@@ -129,6 +136,7 @@ class CCNet(nn.Module):
         aux: bool = True,
         weights_backbone: Any = None,
         output_stride: int = 8,
+        decoder: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -136,8 +144,9 @@ class CCNet(nn.Module):
         self.num_classes = num_classes
         self.backbone = build_backbone(backbone, output_stride=output_stride,
                                        weights=weights_backbone)  # fmt: skip
-        c3, c4 = self.backbone.stage_channels[2:]
+        c1, _, c3, c4 = self.backbone.stage_channels
         self.head = RCCAModule(c4, num_classes, recurrence=recurrence)
+        self.decoder = SkipDecoder(c4 // 4, c1) if decoder else None
         # FCN head on layer3 (deep supervision): 3x3 conv to C3/2, BN, ReLU, dropout, 1x1
         self.aux_classifier = (
             nn.Sequential(conv_bn_relu(c3, c3 // 2), nn.Dropout2d(0.1),
@@ -158,8 +167,11 @@ class CCNet(nn.Module):
         if x.dim() != 4:
             raise ValueError(f"expected a 4-D batch (B, 3, H, W), got shape {tuple(x.shape)}")
         B, C, H, W = x.shape
-        _, _, c3, c4 = self.backbone(x)  # (B, C3, H/s, W/s), (B, C4, H/s, W/s)
-        out = self.head(c4)  # (B, K, H/s, W/s)
+        c1, _, c3, c4 = self.backbone(x)  # (B, C1, H/4, W/4), (B, C3|C4, H/s, W/s)
+        if self.decoder is None:
+            out = self.head(c4)  # (B, K, H/s, W/s)
+        else:  # the same classifier, reading features sharpened at stride 4
+            out = self.head.classifier(self.decoder(self.head.features(c4), c1))  # (B, K, H/4, W/4)
         # Bilinear back to the exact input size (never a fixed factor: 360 / 8 = 45)
         out = F.interpolate(out, size=(H, W), mode="bilinear", align_corners=False)  # (B, K, H, W)
         if self.training and self.aux_classifier is not None:

@@ -30,12 +30,14 @@ def build_model(
     weights_backbone: Any = None,
     aux: bool = True,
     output_stride: int = 8,
+    decoder: bool = False,
 ) -> nn.Module:
     """Build `ccnet` (with its auxiliary head unless `aux=False`; `output_stride` 8 or
-    16) or `refinenet` (its own fixed strides)."""
+    16; a stride-4 `decoder` if asked) or `refinenet` (its own fixed strides)."""
     if name == "ccnet":
         return CCNet(num_classes, backbone=backbone, recurrence=recurrence, aux=aux,
-                     weights_backbone=weights_backbone, output_stride=output_stride)  # fmt: skip
+                     weights_backbone=weights_backbone, output_stride=output_stride,
+                     decoder=decoder)  # fmt: skip
     if name == "refinenet":
         return RefineNet(num_classes, backbone=backbone, features=features,
                          weights_backbone=weights_backbone)  # fmt: skip
