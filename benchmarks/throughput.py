@@ -155,16 +155,23 @@ def cpu_recipe_ab(rounds: int, steps: int) -> list[dict]:
     os8 = CCNet(11, rec["backbone"], output_stride=8)
     torch.manual_seed(0)
     os16 = CCNet(11, rec["backbone"], output_stride=16)
+    torch.manual_seed(0)
+    os8_decoder = CCNet(11, rec["backbone"], output_stride=8, decoder=True)
+    torch.manual_seed(0)
+    os16_decoder = CCNet(11, rec["backbone"], output_stride=16, decoder=True)
     cl = copy.deepcopy(os8).to(memory_format=torch.channels_last)
     threads = torch.get_num_threads()
     variants = {  # name -> (net, batch, threads, channels_last)
         f"recipe: OS 8, batch {batch}, {threads} threads, NCHW": (os8, batch, threads, False),
         "output stride 16": (os16, batch, threads, False),
+        "stride-4 decoder": (os8_decoder, batch, threads, False),
+        "output stride 16 + decoder": (os16_decoder, batch, threads, False),
         f"batch {2 * batch}": (os8, 2 * batch, threads, False),
         "1 thread": (os8, batch, 1, False),
         "channels_last": (cl, batch, threads, True),
     }
-    opts = {id(n): torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for n in (os8, os16, cl)}
+    nets = (os8, os16, os8_decoder, os16_decoder, cl)
+    opts = {id(n): torch.optim.SGD(n.parameters(), lr=1e-3, momentum=0.9) for n in nets}
 
     def step(net, X, Y) -> None:
         loss = segmentation_loss(net(X), Y)

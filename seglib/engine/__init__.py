@@ -12,6 +12,7 @@ Middle layer: imports `seglib.models` and `seglib.data`, never the command lines
 | `metrics.py` | confusion matrix, IoU, mIoU, pixel and class accuracy |
 | `evaluation.py` | evaluate a model over a split, rebuild a model from a checkpoint |
 | `logit_adjustment.py` | undo part of the class weighting at test time, tau chosen on val |
+| `resolution.py` | the IoU a map at a given stride can reach at all (resolution ceiling) |
 | `progress.py` | d2l Animator in notebooks, tqdm bar and log lines elsewhere |
 | `builders.py` | datasets and loaders from a `TrainConfig` |
 | `run_folder.py` | a fresh run never replaces an earlier run's files without being asked |
