@@ -165,7 +165,8 @@ def rng_state_for_rank(stored: dict | list[dict], rank: int) -> dict:
 
 def _shaping_keys(model: Any) -> tuple[str, ...]:
     """The config fields that shape the network: every model's, plus CCNet's number of
-    recurrences or RefineNet's width (the other model ignores that field)."""
+    recurrences, output stride and decoder, or RefineNet's width (each model ignores
+    the other's fields)."""
     own = {"ccnet": ("recurrence", "output_stride", "decoder"),
            "refinenet": ("features",)}.get(model, ())  # fmt: skip
     return ("model", "backbone", "num_classes", *own)
