@@ -151,14 +151,14 @@ def cpu_recipe_ab(rounds: int, steps: int) -> list[dict]:
 
     rec = RECIPES["camvid-cpu"]
     (h, w), batch = rec["crop"], rec["batch_size"]
-    torch.manual_seed(0)
-    os8 = CCNet(11, rec["backbone"], output_stride=8)
-    torch.manual_seed(0)
-    os16 = CCNet(11, rec["backbone"], output_stride=16)
-    torch.manual_seed(0)
-    os8_decoder = CCNet(11, rec["backbone"], output_stride=8, decoder=True)
-    torch.manual_seed(0)
-    os16_decoder = CCNet(11, rec["backbone"], output_stride=16, decoder=True)
+
+    def seeded(**kwargs) -> CCNet:  # the same initial weights for every variant
+        torch.manual_seed(0)
+        return CCNet(11, rec["backbone"], **kwargs)
+
+    os8, os16 = seeded(output_stride=8), seeded(output_stride=16)
+    os8_decoder = seeded(output_stride=8, decoder=True)
+    os16_decoder = seeded(output_stride=16, decoder=True)
     cl = copy.deepcopy(os8).to(memory_format=torch.channels_last)
     threads = torch.get_num_threads()
     variants = {  # name -> (net, batch, threads, channels_last)

@@ -34,13 +34,18 @@ import torch
 from seglib import cli
 from seglib.data import find_camvid
 from seglib.engine import distributed as ddp
-from seglib.engine.builders import build_datasets, build_loaders, resolve_class_weights
+from seglib.engine.builders import (
+    build_datasets,
+    build_loaders,
+    build_model_for,
+    resolve_class_weights,
+)
 from seglib.engine.config import CLASS_WEIGHTINGS, TrainConfig, parse_hw
 from seglib.engine.recipes import RECIPES, recipe
 from seglib.engine.run_folder import check_run_folder, run_files
 from seglib.engine.runtime import pick_device
 from seglib.engine.trainer import fit
-from seglib.models import MODELS, build_model
+from seglib.models import MODELS
 from seglib.paths import runs_root
 
 __all__ = ["DEFAULT_LR", "main", "parse_args"]
@@ -216,11 +221,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
                                 data_dir=str(choice.root) if choice.root else None)  # fmt: skip
         config = resolve_class_weights(config, choice)
         torch.manual_seed(config.seed)
-        model = build_model(config.model, config.num_classes, config.backbone,
-                            recurrence=config.recurrence, features=config.features,
-                            weights_backbone=config.weights_backbone,
-                            output_stride=config.output_stride,
-                            decoder=config.decoder)  # fmt: skip
+        model = build_model_for(config)
         train_loader, val_loader = build_loaders(config, choice)
         history = fit(model, train_loader, val_loader, config, out=args.out,
                       resume=resume, overwrite=args.overwrite, animate=False)  # fmt: skip

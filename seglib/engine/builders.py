@@ -1,7 +1,8 @@
 """
-# From a TrainConfig to datasets and loaders
+# From a TrainConfig to the model, the datasets and the loaders
 
-The two factories a training run needs besides the model (`seglib.models.build_model`):
+`build_model_for` builds the network a config describes (`seglib.models.build_model`
+with every field that shapes it, so that training and `load_model` cannot disagree),
 `build_datasets` picks CamVid or the synthetic scenes as the config says, and
 `build_loaders` wraps them in reproducible DataLoaders. Used by `python -m seglib.train`,
 `python -m seglib.evaluate` and notebooks 06 and 07.
@@ -12,13 +13,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from seglib.data import CamVid, DataChoice, class_weights, pick_datasets
 from seglib.engine import distributed as ddp
 from seglib.engine.config import TrainConfig
+from seglib.models.factory import build_model
 
-__all__ = ["build_datasets", "build_loaders", "check_labels", "resolve_class_weights"]
+__all__ = ["build_datasets", "build_loaders", "build_model_for", "check_labels",
+           "resolve_class_weights"]
+
+
+def build_model_for(config: TrainConfig, pretrained: bool = True) -> nn.Module:
+    """The network `config` describes (model, backbone, classes and every field that
+    shapes it), with `config.weights_backbone` unless `pretrained=False` (a checkpoint's
+    weights will replace them anyway)."""
+    weights = config.weights_backbone if pretrained else None
+    return build_model(config.model, config.num_classes, config.backbone,
+                       recurrence=config.recurrence, features=config.features,
+                       output_stride=config.output_stride, decoder=config.decoder,
+                       weights_backbone=weights)  # fmt: skip
 
 
 def build_datasets(config: TrainConfig, split: str = "val") -> DataChoice:

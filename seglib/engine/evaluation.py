@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from seglib.engine import distributed as ddp
+from seglib.engine.builders import build_model_for
 from seglib.engine.checkpoint import load_checkpoint
 from seglib.engine.config import TrainConfig
 from seglib.engine.metrics import ConfusionMatrix
 from seglib.engine.runtime import autocast, pick_device, resolve_amp
-from seglib.models.factory import build_model
 
 __all__ = ["evaluate", "iou_table", "label_size_logits", "load_model", "main_logits"]
 
@@ -208,15 +208,7 @@ def load_model(
     """
     ckpt = load_checkpoint(checkpoint)
     config = TrainConfig.from_dict(ckpt["config"])
-    model = build_model(
-        config.model,
-        config.num_classes,
-        config.backbone,
-        recurrence=config.recurrence,
-        features=config.features,
-        output_stride=config.output_stride,
-        decoder=config.decoder,
-    )
+    model = build_model_for(config, pretrained=False)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as err:

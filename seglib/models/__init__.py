@@ -11,6 +11,7 @@ Bottom layer of seglib: depends on torch and torchvision only.
 | `qkv_projection.py` | the three 1x1 projections as one channels-last convolution | 08 |
 | `attention.py` | public API: `criss_cross_attention`, the module, the dense reference | 02 |
 | `ccnet.py` | RCCA (R passes of one shared attention), auxiliary head, CCNet, loss | 03 |
+| `layers.py` | the conv-BN-ReLU block the heads share | 03 |
 | `decoder.py` | optional stride-4 decoder on layer1 for thin objects (DeepLabv3+) | 07 |
 | `refinenet.py` | RCU, multi-resolution fusion, chained residual pooling, 4-cascade | 04 |
 | `factory.py` | `build_model("ccnet" / "refinenet", ...)` | 06 |

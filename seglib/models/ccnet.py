@@ -32,17 +32,9 @@ from torch import Tensor, nn
 from seglib.models.attention import CrissCrossAttention
 from seglib.models.backbone import build_backbone
 from seglib.models.decoder import SkipDecoder
+from seglib.models.layers import conv_bn_relu
 
 __all__ = ["RCCAModule", "CCNet", "ccnet_loss"]
-
-
-def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    """3x3 convolution, batch norm, ReLU: the head's basic layer."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class RCCAModule(nn.Module):

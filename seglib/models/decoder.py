@@ -24,15 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seglib.models.layers import conv_bn_relu
+
 __all__ = ["SkipDecoder"]
-
-
-def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class SkipDecoder(nn.Module):
@@ -57,10 +51,10 @@ class SkipDecoder(nn.Module):
             )
         self.head_channels = head_channels
         self.low_channels = low_channels
-        self.project = _conv_bn_relu(low_channels, projected, 1)
+        self.project = conv_bn_relu(low_channels, projected, 1)
         self.fuse = nn.Sequential(
-            _conv_bn_relu(head_channels + projected, head_channels, 3),
-            _conv_bn_relu(head_channels, head_channels, 3),
+            conv_bn_relu(head_channels + projected, head_channels, 3),
+            conv_bn_relu(head_channels, head_channels, 3),
         )
 
     def forward(self, head: Tensor, low: Tensor) -> Tensor:
