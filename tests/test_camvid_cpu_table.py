@@ -63,4 +63,28 @@ def test_default_runs_are_the_ablation_and_every_run_has_its_own_folder(bench):
     assert {"ccnet-r2", "ccnet-r1", "ccnet-r0"} <= set(bench.ABLATION)
     folders = [bench.out_dir(name) for name in bench.RUNS]
     assert len(set(folders)) == len(folders)
-    assert bench.out_dir("ccnet-r2").name == "camvid-cpu"  # make camvid-cpu's run
+    assert bench.out_dir("recipe").name == "camvid-cpu"  # make camvid-cpu's and 06's run
+
+
+def _config(bench, name, monkeypatch):
+    """The TrainConfig that `python -m seglib.train` builds for run `name`."""
+    from seglib import train as train_cli
+
+    monkeypatch.delenv("SEGLIB_TINY", raising=False)
+    config, _ = train_cli.parse_args(["--recipe", bench.RECIPE, *bench.RUNS[name], "--out", "x"])
+    return config
+
+
+def test_the_ablation_differs_only_in_the_model_and_keeps_the_first_recipe(bench, monkeypatch):
+    """R = 0, 1, 2 share every setting but the recurrence, whatever the recipe says
+    today; the recipe run is the stored run it was adopted from."""
+    r2, r1, r0 = (_config(bench, n, monkeypatch) for n in ("ccnet-r2", "ccnet-r1", "ccnet-r0"))
+    assert (r2.output_stride, r2.decoder, r2.epochs) == (8, False, 30)
+    assert (r2.recurrence, r1.recurrence, r0.recurrence) == (2, 1, 0)
+    assert r1.replace(recurrence=2) == r2 and r0.replace(recurrence=2) == r2
+    for name in ("refinenet-f128", "refinenet"):
+        rn = _config(bench, name, monkeypatch)
+        assert (rn.model, rn.epochs, rn.crop, rn.seed) == ("refinenet", 30, r2.crop, r2.seed)
+    recipe = _config(bench, "recipe", monkeypatch)
+    assert (recipe.output_stride, recipe.decoder, recipe.epochs) == (16, True, 60)
+    assert _config(bench, "ccnet-r2-os16-decoder", monkeypatch) == recipe

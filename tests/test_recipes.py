@@ -37,6 +37,18 @@ def test_recipes_by_mode_and_name_with_overrides(monkeypatch):
         recipe("fast")
 
 
+def test_ccnet_only_fields_do_not_reach_refinenet(monkeypatch):
+    """The CPU recipe's output stride and decoder shape CCNet; RefineNet's stored
+    config keeps the defaults, so that it never claims a decoder it does not have."""
+    monkeypatch.delenv("SEGLIB_TINY", raising=False)
+    ccnet, refinenet = recipe("cpu"), recipe("cpu", model="refinenet")
+    assert (ccnet.output_stride, ccnet.decoder) == (16, True)
+    defaults = TrainConfig()
+    assert (refinenet.output_stride, refinenet.decoder) == (defaults.output_stride,
+                                                           defaults.decoder)
+    assert (refinenet.epochs, refinenet.crop) == (ccnet.epochs, ccnet.crop)
+
+
 def test_tiny_keeps_the_model_and_shrinks_everything_else(monkeypatch):
     monkeypatch.setenv("SEGLIB_TINY", "1")
     c = recipe("gpu")
