@@ -59,6 +59,8 @@ FIRST_RECIPE = ["--output-stride", "8", "--no-decoder", "--epochs", "30"]
 RUNS: dict[str, list[str]] = {
     # the recipe itself, as `make camvid-cpu` and notebook 06 (cpu mode) train it
     "recipe": [],
+    # the same without attention: does the attention still pay beside the decoder?
+    "recipe-r0": ["--recurrence", "0"],
     # the paper's ablation, with the first recipe and the same seed
     "ccnet-r2": FIRST_RECIPE,
     "ccnet-r1": [*FIRST_RECIPE, "--recurrence", "1"],

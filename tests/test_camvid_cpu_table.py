@@ -88,3 +88,4 @@ def test_the_ablation_differs_only_in_the_model_and_keeps_the_first_recipe(bench
     recipe = _config(bench, "recipe", monkeypatch)
     assert (recipe.output_stride, recipe.decoder, recipe.epochs) == (16, True, 60)
     assert _config(bench, "ccnet-r2-os16-decoder", monkeypatch) == recipe
+    assert _config(bench, "recipe-r0", monkeypatch) == recipe.replace(recurrence=0)
