@@ -64,6 +64,21 @@ def test_composed_map_is_a_row_of_the_product_of_the_dense_attentions(net64):
         torch.testing.assert_close(composed.flatten(), (a2 @ a1)[u], rtol=0, atol=1e-12)
 
 
+@torch.no_grad()
+def test_shares_are_the_gated_attention_output_over_the_input_of_each_pass(net64):
+    """||gamma * sum_i A_ui V_i|| / ||x||, with A the dense masked softmax and V the
+    value projection: what each pass adds to its input, computed without the module."""
+    net, image, att = net64
+    cca = net.head.cca
+    x = net.head.conva(net.backbone(image)[-1])  # (1, C, 8, 8): pass 1's input
+    for share in att["shares"]:
+        v = cca.value_conv(x).flatten(2)[0]  # (C, hw)
+        added = att["gamma"] * (v @ dense_attention(cca, x).T)  # (C, hw)
+        assert share == pytest.approx(float(added.norm() / x.norm()), rel=1e-10)
+        x = x + added.reshape(x.shape)  # pass 2's input
+    assert len(att["shares"]) == 2 and min(att["shares"]) > 0
+
+
 def test_pass_maps_are_distributions_on_the_cross_and_composed_covers_the_map(net64):
     _, _, att = net64
     cross = criss_cross_mask(8, 8)  # (64, 64)

@@ -85,7 +85,9 @@ def rcca_attention(model_or_rcca: nn.Module, image: Tensor) -> dict[str, Any]:
         weights in `criss_cross_weights`' order (pass 1 on `conva`'s output, pass r + 1
         on pass r's output; all from the one shared `head.cca`),
         `"size"`: the feature size (h, w), `"gamma"`: the shared gate as a float,
-        `"recurrence"`: R.
+        `"recurrence"`: R, `"shares"`: list of R floats, how much each pass adds to its
+        input, ||gamma * CCA(x)|| / ||x|| (a small share: the network leans on its
+        convolutions more than on the attention).
 
     The model runs in eval mode (batch norm with running statistics, as at test time)
     and is put back into its previous mode afterwards; no gradients are kept.
@@ -103,11 +105,13 @@ def rcca_attention(model_or_rcca: nn.Module, image: Tensor) -> dict[str, Any]:
         if backbone is not None:
             x = backbone(x)[-1]  # (1, C4, h, w): the last stage, as CCNet.forward
         out = head.conva(x)  # (1, C4/4, h, w)
-        weights = []
+        weights, shares = [], []
         for _ in range(head.recurrence):
             # the same module each time, exactly as RCCAModule.forward applies it
             weights.append(head.cca.attention_weights(out)[0].cpu())  # (h, w, h+w-1)
-            out = head.cca(out)  # (1, C4/4, h, w)
+            new = head.cca(out)  # (1, C4/4, h, w): out + gamma * CCA(out)
+            shares.append(float((new - out).norm() / out.norm()))
+            out = new
     finally:
         model_or_rcca.train(was_training)
     h, w = out.shape[-2:]
@@ -116,6 +120,7 @@ def rcca_attention(model_or_rcca: nn.Module, image: Tensor) -> dict[str, Any]:
         "size": (int(h), int(w)),
         "gamma": float(head.cca.gamma),
         "recurrence": head.recurrence,
+        "shares": shares,
     }
 
 
