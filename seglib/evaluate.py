@@ -7,6 +7,8 @@
         --logit-adjustment auto
     python -m seglib.evaluate --checkpoint runs/camvid-cpu/best.pt --split test \
         --logit-adjustment auto --flip
+    python -m seglib.evaluate --checkpoint runs/camvid-cpu/best.pt --split test \
+        --knockout all
 
 rebuilds the model a `python -m seglib.train` checkpoint was written for, runs it over
 the whole split (no random crop or flip) and prints a per-class IoU table with mIoU,
@@ -14,6 +16,8 @@ pixel accuracy and mean class accuracy. `--logit-adjustment` undoes part of a ru
 class weighting at test time (`seglib.engine.logit_adjustment`): a value of tau, or
 `auto` to choose tau on the val split first. `--eval-scale` with several values and
 `--flip` average the logits of several views of each image (test-time augmentation).
+`--knockout` scores a CCNet twice, intact and with the attention of some passes removed
+(`seglib.models.attention_knockout`), and prints what each class loses without it.
 The functions it uses live in `seglib.engine.evaluation`; taught in
 `notebooks/07_evaluation.ipynb`.
 """
@@ -34,6 +38,7 @@ from seglib.engine.logit_adjustment import (
     logit_bias,
     sweep_logit_adjustment,
 )
+from seglib.models import attention_knockout
 
 __all__ = ["main"]
 
@@ -57,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--logit-adjustment", type=_tau, default=None, metavar="TAU|auto",
                    help="subtract TAU * log(class weight) from the logits of a run trained "
                         "with class weights; auto: the TAU best on val")  # fmt: skip
+    p.add_argument("--knockout", type=_passes, default=None, metavar="all|1|2|1,2",
+                   help="CCNet: also score with the attention of these passes removed "
+                        "(identity instead of the pass) and print the drop per class")  # fmt: skip
     args = p.parse_args(argv)
 
     model, config = load_model(args.checkpoint, args.device)
@@ -96,9 +104,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
             scores = ", ".join(f"{t:g}: {v:.4f}" for t, v in sweep["miou"].items())
             print(f"val mIoU by tau: {scores}; chose tau {tau:g}")
         bias = logit_bias(config.class_weights, tau)
+    if args.knockout is not None and config.model != "ccnet":
+        raise ValueError(f"--knockout: {args.checkpoint} holds a {config.model}, which has no "
+                         "criss-cross attention to remove")  # fmt: skip
+    if args.knockout is not None and config.recurrence == 0:
+        raise ValueError(f"--knockout: {args.checkpoint} was trained with R = 0: it has no "
+                         "attention pass to remove")  # fmt: skip
     res = evaluate(model, loader, config.num_classes, device, **views, logit_bias=bias)
     res["tau"] = tau
     table = iou_table(res["iou"], choice.classes)
+    if args.knockout is not None:
+        with attention_knockout(model, args.knockout):
+            ko = evaluate(model, loader, config.num_classes, device, **views, logit_bias=bias)
+        res["knockout"] = ko
+        table = table.rename(columns={"iou": "iou intact"})
+        table["iou knocked out"] = iou_table(ko["iou"], choice.classes)["iou"]
+        table["drop"] = table["iou intact"] - table["iou knocked out"]
     adjusted = "" if tau is None else f"; logits adjusted by -{tau:g} log(class weight)"
     resized = " and ".join(f"{s:g}" for s in scale)
     mirrored = ", and mirrored" if args.flip else ""
@@ -108,7 +129,26 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"mIoU {res['miou']:.4f} | pixel acc {res['pixel_acc']:.4f} | "
           f"mean class acc {res['mean_class_acc']:.4f}")
+    if args.knockout is not None:
+        which = "both passes" if args.knockout == "all" else "pass " + ", ".join(
+            str(r) for r in args.knockout)
+        print(f"attention of {which} knocked out: mIoU {res['knockout']['miou']:.4f} "
+              f"(drop {res['miou'] - res['knockout']['miou']:+.4f})")
     return res
+
+
+def _passes(text: str) -> str | list[int]:
+    """`all` or pass numbers such as `1`, `2`, `1,2` (argparse type of --knockout)."""
+    if text == "all":
+        return text
+    try:
+        passes = sorted({int(v) for v in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected all or pass numbers such as 1,2, got "
+                                         f"{text!r}") from None  # fmt: skip
+    if not passes or passes[0] < 1:
+        raise argparse.ArgumentTypeError(f"pass numbers count from 1, got {text!r}")
+    return passes
 
 
 def _tau(text: str) -> float | str:

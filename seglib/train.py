@@ -74,7 +74,8 @@ def _scale(text: str) -> tuple[float, float]:
 
 # flag -> TrainConfig field, for the flags that map one to one
 _FIELDS = ("model", "backbone", "data", "data_dir", "epochs", "batch_size", "crop", "scale",
-           "jitter", "eval_scale", "lr", "weight_decay", "workers", "device", "amp",
+           "jitter", "eval_scale", "lr", "weight_decay", "decay_1d", "gamma_lr_mult", "workers",
+           "device", "amp",
            "weights_backbone", "seed", "recurrence", "output_stride", "decoder", "features",
            "grad_clip", "class_weighting", "synthetic_size", "train_size", "val_size",
            "train_limit", "val_limit", "channels_last")  # fmt: skip
@@ -108,6 +109,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     p.add_argument("--lr", type=float,
                    help="SGD learning rate (default: ccnet 0.1, refinenet 0.005)")  # fmt: skip
     p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
+    p.add_argument("--decay-1d", action=argparse.BooleanOptionalAction,
+                   help="weight decay on biases, norm weights and the attention's gamma too "
+                        "(default on; --no-decay-1d: conv weights only, as nanoGPT)")  # fmt: skip
+    p.add_argument("--gamma-lr-mult", type=float,
+                   help=f"lr factor of the attention's gamma (default {d.gamma_lr_mult})")
     p.add_argument("--workers", type=some, help="DataLoader worker processes (default 0)")
     p.add_argument("--device", help="cuda, cuda:1, mps, cpu (default: best)")
     p.add_argument("--amp", nargs="?", const="auto", choices=["auto", "bf16", "fp16", "off"],

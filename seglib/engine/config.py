@@ -66,6 +66,8 @@ class TrainConfig:
     lr: float = 0.1  # base learning rate of SGD (0.01 when fine-tuning ImageNet weights)
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    decay_1d: bool = True  # weight decay also on biases, norm weights and gamma (dim < 2)
+    gamma_lr_mult: float = 1.0  # the attention gate gamma learns at lr times this
     poly_power: float = 0.9  # lr = base_lr * (1 - it / max_it) ** power, per iteration
     aux_weight: float = 0.4  # weight of the auxiliary loss when the model returns one
     class_weights: list[float] | None = None  # per-class cross-entropy weights
@@ -114,6 +116,8 @@ class TrainConfig:
             self.scale = (lo, hi)
         if self.jitter not in JITTER:
             raise ValueError(f"jitter must be one of {sorted(JITTER)}, got {self.jitter!r}")
+        if not (self.gamma_lr_mult > 0 and self.gamma_lr_mult != float("inf")):
+            raise ValueError(f"gamma_lr_mult must be a finite number > 0, got {self.gamma_lr_mult}")
         if not self.eval_scale > 0:
             raise ValueError(f"eval_scale must be > 0, got {self.eval_scale}")
         if self.class_weighting not in CLASS_WEIGHTINGS:

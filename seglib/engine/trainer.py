@@ -57,7 +57,8 @@ from seglib.engine.run_folder import check_run_folder, clear_run
 from seglib.engine.runtime import autocast, in_notebook, pick_device, resolve_amp, use_channels_last
 from seglib.models.ccnet import ccnet_loss
 
-__all__ = ["fit", "segmentation_loss", "seed_everything", "NonFiniteLossError", "METRIC_COLUMNS"]
+__all__ = ["fit", "param_groups", "segmentation_loss", "seed_everything", "NonFiniteLossError",
+           "METRIC_COLUMNS"]  # fmt: skip
 
 METRIC_COLUMNS = [
     "epoch", "train_loss", "val_loss", "val_pixel_acc", "val_miou",
@@ -147,6 +148,35 @@ def _nothing_to_do(path: Path, done: int, epochs: int) -> str:
             f"{epochs}; to train further, resume with more epochs (--epochs N, N > {done})")
 
 
+def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    r"""The optimiser's parameter groups: what weight decay and which learning rate.
+
+    By default one group: every parameter decays, at the base learning rate. Two of the
+    standard remedies for an attention gate that stays shut change that:
+
+    - `decay_1d=False`: biases, norm weights and the attention's gate $\gamma$ (every
+      parameter with fewer than two dimensions) are not decayed, as in nanoGPT and timm;
+      decay would pull $\gamma$ back to its zero start at every step.
+    - `gamma_lr_mult`: every parameter named `...gamma` learns at `lr * gamma_lr_mult`.
+
+    Groups that end up empty are dropped; the poly schedule scales each group's own lr.
+    """
+    if config.decay_1d and config.gamma_lr_mult == 1.0:
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_gamma = name.rsplit(".", 1)[-1] == "gamma"
+        decays = config.decay_1d or p.dim() >= 2
+        groups.setdefault((decays, is_gamma), []).append(p)
+    return [
+        {"params": params, "weight_decay": config.weight_decay if decays else 0.0,
+         "lr": config.lr * (config.gamma_lr_mult if is_gamma else 1.0)}
+        for (decays, is_gamma), params in sorted(groups.items())
+    ]  # fmt: skip
+
+
 def _num_classes(config: TrainConfig, loader: DataLoader) -> int | None:
     if config.num_classes is not None:
         return config.num_classes
@@ -216,8 +246,8 @@ def fit(
     weight = None
     if config.class_weights is not None:
         weight = torch.as_tensor(config.class_weights, dtype=torch.float32, device=device)
-    optimizer = torch.optim.SGD(bare.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)  # fmt: skip
+    optimizer = torch.optim.SGD(param_groups(bare, config), lr=config.lr,
+                                momentum=config.momentum, weight_decay=config.weight_decay)
     steps = len(train_loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _poly(config.epochs * steps, config.poly_power)

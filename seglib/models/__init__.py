@@ -26,7 +26,7 @@ from seglib.models.attention import (
     dense_masked_attention,
 )
 from seglib.models.backbone import ResNet, build_backbone
-from seglib.models.ccnet import CCNet, RCCAModule, ccnet_loss
+from seglib.models.ccnet import CCNet, RCCAModule, attention_knockout, ccnet_loss
 from seglib.models.decoder import SkipDecoder
 from seglib.models.factory import MODELS, build_model
 from seglib.models.refinenet import (
@@ -52,6 +52,7 @@ __all__ = [
     "attention_to_map",
     "build_backbone",
     "build_model",
+    "attention_knockout",
     "ccnet_loss",
     "criss_cross_attention",
     "criss_cross_mask",

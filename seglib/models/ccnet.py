@@ -23,6 +23,8 @@ Taught in `notebooks/03_rcca_ccnet.ipynb`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -34,7 +36,7 @@ from seglib.models.backbone import build_backbone
 from seglib.models.decoder import SkipDecoder
 from seglib.models.layers import conv_bn_relu
 
-__all__ = ["RCCAModule", "CCNet", "ccnet_loss"]
+__all__ = ["RCCAModule", "CCNet", "ccnet_loss", "attention_knockout"]
 
 
 class RCCAModule(nn.Module):
@@ -73,6 +75,8 @@ class RCCAModule(nn.Module):
             raise ValueError(f"in_channels={in_channels} too small for a C/4 attention branch")
         self.in_channels = in_channels
         self.recurrence = recurrence
+        # passes (1..R) whose attention is removed: H^(r) = H^(r-1) (see attention_knockout)
+        self.knocked_out: frozenset[int] = frozenset()
         # Reduce $C \to C/4$ before attention (cheaper energies)
         self.conva = conv_bn_relu(in_channels, inter)
         # ONE criss-cross attention, reused on every recurrence (weights shared)
@@ -92,7 +96,9 @@ class RCCAModule(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         out = self.conva(x)  # (B, C/4, h, w)
-        for _ in range(self.recurrence):
+        for r in range(1, self.recurrence + 1):
+            if r in self.knocked_out:  # the pass adds nothing: H^(r) = H^(r-1)
+                continue
             # $H^{(r)} = \mathrm{CCA}(H^{(r-1)})$ with the same weights each time
             out = self.cca(out)  # (B, C/4, h, w)
         out = self.convb(out)  # (B, C/4, h, w)
@@ -172,6 +178,34 @@ class CCNet(nn.Module):
             aux = F.interpolate(aux, size=(H, W), mode="bilinear", align_corners=False)
             return out, aux
         return out
+
+
+@contextmanager
+def attention_knockout(model: nn.Module, passes: Iterable[int] | str = "all") -> Iterator[None]:
+    r"""Within the block, remove the attention's contribution from `model`'s RCCA head(s).
+
+    A knocked-out pass $r$ becomes the identity, $H^{(r)} = H^{(r-1)}$, which is what
+    $\gamma = 0$ would give for that pass alone (the other passes keep their $\gamma$;
+    the shared module is not changed). Evaluating a trained network inside the block
+    measures what its attention contributes: the drop in mIoU is the attention's share
+    of the result. `passes` is "all" or pass numbers counted from 1 (e.g. `[2]`).
+    """
+    heads = [m for m in model.modules() if isinstance(m, RCCAModule)]
+    if not heads:
+        raise ValueError(f"{type(model).__name__} has no RCCA head: nothing to knock out")
+    saved = [h.knocked_out for h in heads]
+    try:
+        for h in heads:
+            chosen = range(1, h.recurrence + 1) if passes == "all" else list(passes)  # type: ignore[arg-type]
+            bad = [r for r in chosen if not 1 <= int(r) <= h.recurrence]
+            if bad:
+                raise ValueError(f"passes must lie in 1..{h.recurrence} (R = "
+                                 f"{h.recurrence}), got {bad}")  # fmt: skip
+            h.knocked_out = frozenset(int(r) for r in chosen)
+        yield
+    finally:
+        for h, old in zip(heads, saved):
+            h.knocked_out = old
 
 
 def ccnet_loss(

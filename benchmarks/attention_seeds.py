@@ -1,0 +1,178 @@
+"""
+# What the criss-cross attention buys on CamVid: seeds, a knockout, and gamma over training
+
+The CPU recipe (`--recipe camvid-cpu`) on a **short schedule** (`--epochs`, default 15 of
+the recipe's 60, the poly schedule compressed to fit) with and without attention, over
+several seeds, so that the difference between R = 2 and R = 0 can be read beside its
+spread. For every R = 2 run it also records, per epoch, the attention's gate $\\gamma$
+and the mean |gradient| it received, and scores the best checkpoint (chosen on val) on
+val and on the 233 test frames:
+
+- plain, and with the attention knocked out (`seglib.models.attention_knockout`): both
+  passes, the first alone, the second alone (the drop is what the attention carries);
+- per class, so that a claim "the attention helps class X" can be checked.
+
+Writes (runs themselves go to `runs/attention-seeds/<variant>-s<seed>`, never committed):
+
+- `benchmarks/results/attention_seeds.csv`: one row per (variant, seed, knockout);
+- `benchmarks/results/attention_seeds_gamma.csv`: gamma and its gradient per epoch.
+
+    CAMVID_DIR=... python benchmarks/attention_seeds.py --variants r2 r0 --seeds 0 1 2
+    CAMVID_DIR=... python benchmarks/attention_seeds.py --no-train   # score what exists
+
+Interrupt at any time: the next call resumes every run from its `last.pt`. Two runs can
+share two cores side by side with `--threads 1` each (different `--variants`/`--seeds`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from seglib.data import pick_datasets
+from seglib.engine import evaluate, load_model
+from seglib.engine.builders import (
+    build_datasets,
+    build_loaders,
+    build_model_for,
+    resolve_class_weights,
+)
+from seglib.engine.recipes import recipe
+from seglib.engine.trainer import fit
+from seglib.models import attention_knockout
+from seglib.paths import runs_root
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TABLE = RESULTS / "attention_seeds.csv"
+GAMMA = RESULTS / "attention_seeds_gamma.csv"
+
+# variant -> overrides of the camvid-cpu recipe (besides epochs and seed)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "r2": {},  # the recipe as it is
+    "r0": {"recurrence": 0},  # the same network without the attention
+    # a remedy for a gate that stays shut: gamma learns 10x faster (R = 0, which has no
+    # gamma, is the same network as for "r2", so its runs serve both comparisons)
+    "r2-gate": {"gamma_lr_mult": 10.0},
+}
+KNOCKOUTS: dict[str, Any] = {"none": None, "both": "all", "pass1": [1], "pass2": [2]}
+
+
+def run_dir(variant: str, seed: int, epochs: int) -> Path:
+    return runs_root() / "attention-seeds" / f"{variant}-e{epochs}-s{seed}"
+
+
+def train(variant: str, seed: int, epochs: int) -> None:
+    """Train (or resume) one run in this process, logging gamma every epoch."""
+    out = run_dir(variant, seed, epochs)
+    config = recipe("camvid-cpu", epochs=epochs, seed=seed, **VARIANTS[variant])
+    choice = build_datasets(config)
+    config = config.replace(num_classes=choice.num_classes, data=choice.name,
+                            data_dir=str(choice.root) if choice.root else None)  # fmt: skip
+    config = resolve_class_weights(config, choice)
+    torch.manual_seed(config.seed)
+    model = build_model_for(config)
+    train_loader, val_loader = build_loaders(config, choice)
+    gate = getattr(getattr(model, "head", None), "cca", None)
+    grads: list[float] = []
+    if config.recurrence > 0 and gate is not None:
+        gate.gamma.register_hook(lambda g: grads.append(float(g.abs().sum())))
+    log = out / "gamma.csv"
+
+    def record(row: dict) -> None:
+        if gate is None or config.recurrence == 0:
+            return
+        entry = {"variant": variant, "seed": seed, "epoch": row["epoch"],
+                 "gamma": float(gate.gamma.detach()),
+                 "mean_abs_grad": sum(grads) / max(1, len(grads)),
+                 "val_miou": row["val_miou"]}  # fmt: skip
+        grads.clear()
+        pd.DataFrame([entry]).to_csv(log, mode="a", header=not log.is_file(), index=False)
+
+    resume = (out / "last.pt").is_file()
+    print(f"{variant} seed {seed}: {'resuming' if resume else 'training'} into {out}", flush=True)
+    fit(model, train_loader, val_loader, config, out=out, resume=resume, animate=False,
+        callback=record)  # fmt: skip
+
+
+def score(variant: str, seed: int, epochs: int) -> list[dict]:
+    """Rows for one run's best.pt: val and test mIoU, per class, for each knockout."""
+    out = run_dir(variant, seed, epochs)
+    if not (out / "best.pt").is_file():
+        return []
+    model, config = load_model(out / "best.pt", device="cpu")
+    metrics = pd.read_csv(out / "metrics.csv")
+    knockouts = KNOCKOUTS if config.recurrence == 2 else {"none": None}
+    rows = []
+    for split in ("val", "test"):
+        choice = pick_datasets(config.data_dir, source="camvid", split=split, verbose=False)
+        loader = DataLoader(choice.val, batch_size=4)
+        for name, passes in knockouts.items():
+            if passes is None:
+                res = evaluate(model, loader, config.num_classes, "cpu",
+                               input_scale=config.eval_scale)  # fmt: skip
+            else:
+                with attention_knockout(model, passes):
+                    res = evaluate(model, loader, config.num_classes, "cpu",
+                                   input_scale=config.eval_scale)  # fmt: skip
+            row = {"variant": variant, "recurrence": config.recurrence, "seed": seed,
+                   "epochs": int(metrics["epoch"].max()), "planned_epochs": config.epochs,
+                   "split": split, "knockout": name, "miou": res["miou"],
+                   "pixel_acc": res["pixel_acc"],
+                   "gamma": float(model.head.cca.gamma) if config.recurrence else float("nan"),
+                   "train_minutes": metrics["seconds"].sum() / 60}  # fmt: skip
+            row.update({f"iou_{c}": float(v) for c, v in zip(choice.classes, res["iou"].tolist())})
+            rows.append(row)
+            print(f"{variant} s{seed} {split} knockout={name}: mIoU {res['miou']:.4f}", flush=True)
+    return rows
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of test/val mIoU for each variant and knockout."""
+    return (table.groupby(["variant", "split", "knockout"])["miou"]
+            .agg(["mean", "std", "count"]).reset_index())  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["r2", "r0"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=15, help="short schedule (default 15)")
+    p.add_argument("--threads", type=int, help="torch threads (two runs side by side: 1)")
+    p.add_argument("--no-train", action="store_true", help="only score what exists")
+    p.add_argument("--no-score", action="store_true", help="only train")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pairs = [(v, s) for s in args.seeds for v in args.variants]
+    if not args.no_train:
+        for v, s in pairs:
+            train(v, s, args.epochs)
+    if args.no_score:
+        return pd.DataFrame()
+    rows = [r for v, s in pairs for r in score(v, s, args.epochs)]
+    fresh = pd.DataFrame(rows)
+    stored = pd.read_csv(TABLE) if TABLE.is_file() else pd.DataFrame()
+    if not stored.empty and not fresh.empty:
+        done = set(zip(fresh["variant"], fresh["seed"], fresh["epochs"]))
+        keep = [(v, s, e) not in done for v, s, e in
+                zip(stored["variant"], stored["seed"], stored["epochs"])]  # fmt: skip
+        stored = stored[keep]
+    table = pd.concat([stored, fresh], ignore_index=True)
+    RESULTS.mkdir(exist_ok=True)
+    if not table.empty:
+        table.sort_values(["variant", "seed", "split", "knockout"]).to_csv(
+            TABLE, index=False, float_format="%.4f")
+        print(summary(table).to_string(index=False, float_format="%.4f"))
+    logs = [pd.read_csv(f) for f in sorted((runs_root() / "attention-seeds").glob("*/gamma.csv"))]
+    if logs:
+        pd.concat(logs, ignore_index=True).to_csv(GAMMA, index=False, float_format="%.6g")
+    return table
+
+
+if __name__ == "__main__":
+    main()
