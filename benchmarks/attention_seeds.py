@@ -9,7 +9,8 @@ and the mean |gradient| it received, and scores the best checkpoint (chosen on v
 val and on the 233 test frames:
 
 - plain, and with the attention knocked out (`seglib.models.attention_knockout`): both
-  passes, the first alone, the second alone (the drop is what the attention carries);
+  passes, and one pass (the module is shared, so either pass removed leaves the same
+  network: the attention applied once); the drop is what the attention carries;
 - per class, so that a claim "the attention helps class X" can be checked.
 
 Writes (runs themselves go to `runs/attention-seeds/<variant>-s<seed>`, never committed):
@@ -46,6 +47,7 @@ from seglib.engine.recipes import recipe
 from seglib.engine.trainer import fit
 from seglib.models import attention_knockout
 from seglib.paths import runs_root
+from seglib.viz.explorer import rcca_attention
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TABLE = RESULTS / "attention_seeds.csv"
@@ -59,7 +61,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # gamma, is the same network as for "r2", so its runs serve both comparisons)
     "r2-gate": {"gamma_lr_mult": 10.0},
 }
-KNOCKOUTS: dict[str, Any] = {"none": None, "both": "all", "pass1": [1], "pass2": [2]}
+# One module is shared by both passes, so removing the first or the second pass leaves
+# the same network (the attention applied once): one knockout stands for both
+KNOCKOUTS: dict[str, Any] = {"none": None, "one-pass": [2], "both": "all"}
 
 
 def run_dir(variant: str, seed: int, epochs: int) -> Path:
@@ -111,6 +115,8 @@ def score(variant: str, seed: int, epochs: int) -> list[dict]:
     for split in ("val", "test"):
         choice = pick_datasets(config.data_dir, source="camvid", split=split, verbose=False)
         loader = DataLoader(choice.val, batch_size=4)
+        stats = (attention_statistics(model, choice.val, config.eval_scale)
+                 if config.recurrence == 2 else {})  # fmt: skip
         for name, passes in knockouts.items():
             if passes is None:
                 res = evaluate(model, loader, config.num_classes, "cpu",
@@ -124,11 +130,36 @@ def score(variant: str, seed: int, epochs: int) -> list[dict]:
                    "split": split, "knockout": name, "miou": res["miou"],
                    "pixel_acc": res["pixel_acc"],
                    "gamma": float(model.head.cca.gamma) if config.recurrence else float("nan"),
-                   "train_minutes": metrics["seconds"].sum() / 60}  # fmt: skip
+                   "train_minutes": metrics["seconds"].sum() / 60, **stats}  # fmt: skip
             row.update({f"iou_{c}": float(v) for c, v in zip(choice.classes, res["iou"].tolist())})
             rows.append(row)
             print(f"{variant} s{seed} {split} knockout={name}: mIoU {res['miou']:.4f}", flush=True)
     return rows
+
+
+def attention_statistics(model: torch.nn.Module, dataset, scale: float, frames: int = 24) -> dict:
+    """Per pass, over the first `frames` images: the attention's share of the features,
+    ||gamma CCA(x)|| / ||x||, and the entropy of its weights as a fraction of the uniform
+    distribution's log(h + w - 1) (1.0: the map is uniform, it attends to nothing)."""
+    shares: list[list[float]] = [[], []]
+    entropies: list[list[float]] = [[], []]
+    for i in range(min(frames, len(dataset))):
+        image = dataset[i][0][None]  # (1, 3, H, W)
+        image = torch.nn.functional.interpolate(image, scale_factor=scale, mode="bilinear",
+                                                align_corners=False)  # fmt: skip
+        att = rcca_attention(model, image)
+        h, w = att["size"]
+        for r, (weights, share) in enumerate(zip(att["weights"], att["shares"])):
+            p = weights.double().clamp_min(1e-30)  # (h, w, h + w - 1)
+            entropy = -(p * p.log()).sum(-1).mean() / torch.log(torch.tensor(h + w - 1.0))
+            shares[r].append(share)
+            entropies[r].append(float(entropy))
+    out = {}
+    for r in range(2):
+        if shares[r]:
+            out[f"share_pass{r + 1}"] = sum(shares[r]) / len(shares[r])
+            out[f"entropy_pass{r + 1}"] = sum(entropies[r]) / len(entropies[r])
+    return out
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
