@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from matplotlib.colors import LogNorm
+from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -16,6 +17,7 @@ from seglib.models import CCNet
 from seglib.models.attention import criss_cross_mask
 from seglib.models.ccnet import RCCAModule
 from seglib.viz import AttentionExplorer, maps_for_pixel, plot_rcca_maps, rcca_attention
+from seglib.viz.attention import uniform_level
 
 
 def tiny_ccnet(gamma: float = 0.7, recurrence: int = 2) -> CCNet:
@@ -148,6 +150,38 @@ def test_static_figure_has_four_panels_log_colour_bars_and_gamma():
     assert all(isinstance(n, LogNorm) and n.vmin < n.vmax for n in norms)
     with pytest.raises(ValueError, match="4 axes"):
         plot_rcca_maps(image, att, (0, 0), axes=fig.axes[:2])
+
+
+def test_each_panel_marks_its_uniform_level_and_the_largest_weight_against_it():
+    net = tiny_ccnet()
+    image = torch.randn(1, 3, 64, 96)  # 8x12 feature map
+    att = rcca_attention(net, image)
+    fig = plot_rcca_maps(image, att, (2, 5))
+    panels = [ax for ax in fig.axes if ax.get_title()][1:]  # pass 1, pass 2, composed
+    levels = [1 / 19, 1 / 19, 1 / 96]  # 1/(h+w-1) on a cross, 1/(hw) over the whole map
+    assert levels[0] == uniform_level(8, 12)
+    for ax, amap, level in zip(panels, maps_for_pixel(att, (2, 5)), levels):
+        bar = ax.images[-1].colorbar
+        (line,) = bar.ax.lines
+        assert line.get_ydata() == pytest.approx([level, level])
+        assert bar.norm.vmin <= level <= bar.norm.vmax
+        assert f"max {float(amap.max()) / level:.1f}x uniform" in ax.get_title()
+    assert "uniform" in fig._suptitle.get_text()
+
+
+@torch.no_grad()
+def test_a_head_that_attends_to_nothing_shows_uniform_passes_without_outline():
+    torch.manual_seed(4)
+    head = RCCAModule(64, 4).eval()
+    head.cca.query_conv.weight.zero_()  # every energy 0: each pass spreads evenly
+    head.cca.query_conv.bias.zero_()
+    feature = torch.randn(1, 64, 6, 9)  # (1, C, h, w)
+    att = rcca_attention(head, feature)
+    fig = plot_rcca_maps(torch.randn(3, 48, 72), att, (3, 4))
+    pass1, pass2 = [ax for ax in fig.axes if ax.get_title()][1:3]
+    for ax in (pass1, pass2):
+        assert "max 1.0x uniform" in ax.get_title()
+        assert not [c for c in ax.collections if isinstance(c, ContourSet)]
 
 
 def test_explorer_redraws_on_slider_and_click():

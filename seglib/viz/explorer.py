@@ -25,6 +25,12 @@ Three layers, each usable alone:
   re-rendered as a PNG on every change; `.static_figure()` is the same picture as an
   ordinary matplotlib figure, for a stored notebook (GitHub, nbval).
 
+Every map is read against the weight it would have if the pixel attended to nothing
+(`seglib.viz.attention.uniform_level`): $1/(h+w-1)$ on a pass's cross, $1/(hw)$ for the
+composed map, which covers every pixel. Each colour bar carries it as a dashed line,
+the cells above it are outlined, and each panel's title says how many times the level
+the largest weight is (about 1x: the map is close to uniform, it attends to nothing).
+
 Used in notebook `07_evaluation.ipynb`.
 """
 
@@ -45,6 +51,7 @@ from torch import Tensor, nn
 
 from seglib.models.attention import attention_to_map
 from seglib.models.ccnet import RCCAModule
+from seglib.viz.attention import mark_uniform, outline_above, uniform_level
 from seglib.viz.masks import _clean, _rgb
 
 __all__ = ["rcca_attention", "maps_for_pixel", "plot_rcca_maps", "AttentionExplorer"]
@@ -173,11 +180,12 @@ def maps_for_pixel(att: dict[str, Any], pixel: tuple[int, int]) -> tuple[Tensor,
     return attention_to_map(a1, r, c), attention_to_map(a2, r, c), composed
 
 
-def _log_norm(values: np.ndarray) -> LogNorm:
-    """A log colour scale from the largest weight down `_DECADES` decades (or the smallest)."""
+def _log_norm(values: np.ndarray, level: float) -> LogNorm:
+    """A log colour scale from the largest weight down `_DECADES` decades (or the smallest),
+    always wide enough to hold the uniform `level`."""
     positive = values[values > 0]
-    vmax = float(positive.max())
-    vmin = max(float(positive.min()), vmax * 10.0**-_DECADES)
+    vmax = max(float(positive.max()), level)
+    vmin = min(max(float(positive.min()), vmax * 10.0**-_DECADES), level)
     if vmin >= vmax:  # a constant map (e.g. a 1x1 feature)
         vmin = vmax / 10.0
     return LogNorm(vmin=vmin, vmax=vmax)
@@ -196,7 +204,10 @@ def plot_rcca_maps(
     Each map (feature-map size) is stretched over the image on a log colour scale
     (`LogNorm`, with a colour bar): attention weights span decades, and a linear scale
     shows only the few largest. Pixels off the cross (zero weight) stay transparent.
-    The title gives the query and gamma, which scales the attention output.
+    The uniform level (`uniform_level`: 1/(h+w-1) for a pass, 1/(hw) composed) is a
+    dashed line on each colour bar and a dashed outline around the cells above it;
+    each panel's title gives the largest weight in multiples of it. The figure's title
+    gives the query and gamma, which scales the attention output.
 
     Args:
         image: the input image (normalised (3, H, W) or (1, 3, H, W) tensor, or uint8
@@ -240,18 +251,21 @@ def plot_rcca_maps(
     axes[0].imshow(rgb, extent=extent)
     axes[0].set_title(f"query pixel ({r}, {c})", fontsize=9)
     mark(axes[0])
-    for ax, amap, title in zip(axes[1:], maps, _PANEL_TITLES):
+    cross, every = uniform_level(h, w), 1.0 / (h * w)  # a pass's level, the composed one's
+    levels = ((cross, "1/(h+w-1)"), (cross, "1/(h+w-1)"), (every, "1/(hw)"))
+    for ax, amap, title, (level, text) in zip(axes[1:], maps, _PANEL_TITLES, levels):
         ax.imshow(rgb, extent=extent)
         # zero weights (off the cross) masked: transparent, the photograph shows through
         shown = np.ma.masked_less_equal(amap, 0.0)
-        im = ax.imshow(shown, cmap=cmap, norm=_log_norm(amap), alpha=alpha, extent=extent,
-                       interpolation="nearest")  # fmt: skip
-        ax.set_title(title, fontsize=9)
+        im = ax.imshow(shown, cmap=cmap, norm=_log_norm(amap, level), alpha=alpha,
+                       extent=extent, interpolation="nearest")  # fmt: skip
+        outline_above(ax, amap, level, extent)
+        ax.set_title(f"{title}\nmax {amap.max() / level:.1f}x uniform", fontsize=9)
         mark(ax)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        mark_uniform(fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03), level, text)
     fig.suptitle(
-        f"criss-cross attention of pixel ({r}, {c}) on the {h}x{w} feature map, log scale; "
-        f"gamma = {att['gamma']:.3g} (scales the attention output)",
+        f"criss-cross attention of pixel ({r}, {c}) on the {h}x{w} feature map, log scale, "
+        f"uniform level dashed; gamma = {att['gamma']:.3g} (scales the attention output)",
         fontsize=10,
     )
     return fig
@@ -362,7 +376,8 @@ class AttentionExplorer:
         h, w = self.att["size"]
         self._label.value = (
             f"query <b>({r}, {c})</b> of the {h}x{w} feature map &nbsp; "
-            f"<b>gamma = {self.att['gamma']:.3g}</b> &nbsp; {self._hint}"
+            f"<b>gamma = {self.att['gamma']:.3g}</b> &nbsp; uniform level (dashed) "
+            f"1/{h + w - 1} per pass, 1/{h * w} composed &nbsp; {self._hint}"
         )
 
     def _on_slider(self, change: dict) -> None:
