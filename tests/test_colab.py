@@ -3,7 +3,8 @@
 The repository is one constant, `seglib.paths.REPOSITORY`. The badges and the install
 cells of the notebooks, the README's badges and install snippet, and the notebooks'
 Colab metadata must all follow it; `tools/sync_colab.py` rewrites them from it (a fork
-runs it once), and the last tests check that tool.
+runs it once), and the last tests check that tool. After pip, the install cell says
+whether the runtime must be restarted (a package imported before pip replaced it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 import re
 import shlex
 import shutil
+import sys
+import types
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -75,6 +78,42 @@ def test_install_cell_installs_exactly_seglib_from_the_repository_and_d2l(path):
     assert _pip_installs(install) == [[INSTALL_SPEC], ["--no-deps", "d2l==1.0.3"]]
     pip_lines = [line for line in install.splitlines() if "pip install" in line]
     assert all(line.startswith("    ") for line in pip_lines), "pip must run only on Colab"
+    assert "Restart now" in install and "no restart needed" in install  # says which
+
+
+def _run_install_cell(monkeypatch, modules: dict[str, types.ModuleType]) -> None:
+    """Run the install cell as on Colab (`fake_colab`), pip skipped, with `modules`
+    already imported: what the kernel holds when pip has changed the files on disk."""
+    lines = sync_colab.install_cell().splitlines()
+    code = "\n".join("    pass" if line.strip().startswith("%pip") else line for line in lines)
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)  # put back after the test
+    exec(compile(code, "<install cell>", "exec"), {})
+
+
+def _module(name: str, version: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__version__ = version
+    return module
+
+
+def test_install_cell_says_whether_the_runtime_must_be_restarted(fake_colab, monkeypatch,
+                                                                 capsys):  # fmt: skip
+    from importlib.metadata import version
+
+    import numpy
+    import torch
+
+    _run_install_cell(monkeypatch, {"numpy": numpy, "torch": torch})  # what pip installed is loaded
+    assert capsys.readouterr().out.strip() == "Installed: no restart needed"
+    # Colab had imported an older numpy and pillow; torch differs only in its local label
+    torch_cuda = version("torch").split("+")[0] + "+cu121"
+    _run_install_cell(monkeypatch, {"numpy": _module("numpy", "1.0.0"),
+                                    "PIL": _module("PIL", "7.0.0"),
+                                    "torch": _module("torch", torch_cuda)})  # fmt: skip
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("Restart now (Runtime > Restart session)")
+    assert out.endswith("pip replaced numpy, pillow")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -7,7 +7,8 @@ from it what Colab needs, in every `notebooks/*.ipynb` and in `README.md`:
 - every Colab badge URL,
   `https://colab.research.google.com/github/<owner>/<repo>/blob/main/notebooks/<file>`;
 - the install cell guarded by `if "google.colab" in sys.modules:`, which installs
-  seglib from the repository and d2l without its pins (see README, "conda");
+  seglib from the repository and d2l without its pins (see README, "conda"), then says
+  whether the runtime must be restarted (when pip replaced a package already imported);
 - the notebook metadata that makes Colab open the notebook on a GPU (T4) with the
   `python3` kernel.
 
@@ -66,13 +67,37 @@ def badge_url(name: str, repository: str = REPOSITORY) -> str:
             f"/blob/{BRANCH}/notebooks/{name}")  # fmt: skip
 
 
+# After pip, on Colab: does the runtime need a restart? (see install_cell)
+RESTART_CHECK = """\
+    # Colab imported some packages at start-up: if pip replaced one, the kernel still
+    # runs the old version, and only a restart loads the new one
+    from importlib.metadata import version
+
+    imported = {"numpy": "numpy", "PIL": "pillow", "torch": "torch", "pandas": "pandas",
+                "matplotlib": "matplotlib"}  # module: distribution
+    stale = [d for m, d in imported.items() if m in sys.modules
+             and sys.modules[m].__version__.split("+")[0] != version(d).split("+")[0]]
+    print(f"Restart now (Runtime > Restart session), then run from the top: pip replaced "
+          f"{', '.join(stale)}" if stale else "Installed: no restart needed")"""
+
+
 def install_cell(repository: str = REPOSITORY) -> str:
-    """The canonical Colab install cell (does nothing outside Colab)."""
+    """The canonical Colab install cell (does nothing outside Colab).
+
+    After pip it says whether the runtime must be restarted. Colab's kernel imports some
+    packages at start-up; when pip replaces one of them (seglib's pins can move numpy,
+    pillow, torch, pandas or matplotlib), the kernel keeps the old version in memory
+    until a restart, and mixing it with the new files fails in confusing ways. The cell
+    compares each imported version with the installed one (ignoring a local label such
+    as `+cu121`) with the standard library only: importing anything heavier would load
+    the very modules it checks.
+    """
     return (
         "import sys\n\n"
         f"{INSTALL_GUARD}  # on Colab: install seglib, and d2l without its pins\n"
         f'    %pip install -q "seglib @ git+{repository}"\n'
-        f"    %pip install -q --no-deps {D2L}"
+        f"    %pip install -q --no-deps {D2L}\n"
+        f"{RESTART_CHECK}"
     )
 
 
