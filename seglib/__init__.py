@@ -22,8 +22,10 @@ Which notebook uses which files:
 | 05 CamVid | `data/*` (`camvid.py`, `transforms.py`, `statistics.py`, ...), `viz/masks.py` |
 | 06 training | `engine/trainer.py`, `engine/builders.py`, `engine/config.py`, |
 | | `models/factory.py` |
-| 07 evaluation | `engine/evaluation.py`, `engine/metrics.py`, `viz/*` |
-| 08 appendix: lean backward | `models/attention_lean.py`, `models/qkv_projection.py`, |
+| 07 evaluation | `engine/evaluation.py`, `engine/metrics.py`, `engine/logit_adjustment.py`, |
+| | `engine/resolution.py`, `viz/*` |
+| 08 attention on CamVid | `models/ccnet.py` (`attention_knockout`), `viz/explorer.py` |
+| 09 appendix: lean backward | `models/attention_lean.py`, `models/qkv_projection.py`, |
 | | `engine/memory.py` |
 
 The public names are re-exported here and by each subpackage, e.g.

@@ -3,7 +3,7 @@
 
 Every tensor an operation saves for its backward passes through the `pack` hook of
 `torch.autograd.graph.saved_tensors_hooks`, so counting what a forward keeps alive
-until backward takes a few lines. Used by notebook 08 (plain vs lean criss-cross
+until backward takes a few lines. Used by notebook 09 (plain vs lean criss-cross
 attention) and `benchmarks/attention.py`.
 """
 

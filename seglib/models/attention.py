@@ -26,7 +26,7 @@ This file holds the functional form, the module, a dense masked-attention refere
 used in the notebook and the tests) and two helpers to look at the weights.
 The default backward is memory-lean (`seglib.models.attention_lean`): it stores only
 $Q, K, V$ and one log-sum-exp per pixel and recomputes the attention (appendix notebook
-`08_appendix_lean_backward.ipynb`). Notebook `02_criss_cross_attention.ipynb` derives
+`09_appendix_lean_backward.ipynb`). Notebook `02_criss_cross_attention.ipynb` derives
 the rest step by step.
 """
 

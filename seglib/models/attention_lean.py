@@ -31,7 +31,7 @@ $C$-channel tensor runs on a block of rows or of columns (4 MB on a CPU, 64 MB o
 reading $V$ and $dY$ through strided views in whatever layout they come
 (channels-first or channels-last) and adding into the output in place. No full-size
 permuted copy of a $C$-channel tensor is made. Taught in the appendix notebook
-`08_appendix_lean_backward.ipynb`; measured in `benchmarks/attention.py`.
+`09_appendix_lean_backward.ipynb`; measured in `benchmarks/attention.py`.
 """
 
 from __future__ import annotations
