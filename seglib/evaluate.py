@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         )
     loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers)
     scale = [config.eval_scale] if args.eval_scale is None else args.eval_scale
+    cli.check_eval_scale(scale, tuple(dataset[0][0].shape[-2:]))  # image (3, H, W)
     views = dict(input_scale=scale, flip=args.flip)
     tau, bias = args.logit_adjustment, None
     if tau is not None:

@@ -47,7 +47,7 @@ from seglib.engine.run_folder import check_writable_folder
 from seglib.models.factory import build_model
 from seglib.torch_files import load_torch_file
 
-__all__ = ["to_onnx", "build_for_export", "main"]
+__all__ = ["to_onnx", "build_for_export", "main", "min_export_side"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,15 @@ def _symbolic_dims(path: Path) -> list[str | int]:
     return [d.dim_param if d.dim_param else d.dim_value for d in dims]
 
 
+def min_export_side(model: nn.Module) -> int:
+    """The smallest example height and width that exports a graph for every size: twice
+    the stride of the model's deepest feature map (`model.backbone.output_stride`, 1 for
+    a model without one). On a 1x1 map `torch.export` takes the size for a constant
+    (it specialises sizes 0 and 1), and onnxruntime then refuses every other size."""
+    stride = getattr(getattr(model, "backbone", None), "output_stride", None)
+    return 2 * stride if isinstance(stride, int) else 1
+
+
 def to_onnx(
     model: nn.Module,
     path: str | os.PathLike,
@@ -110,11 +119,18 @@ def to_onnx(
         and one output `logits` (batch, K, height, width).
 
     Raises:
-        ValueError: bad `example_size` or `batch_size`.
+        ValueError: bad `example_size` (also: below `min_export_side`) or `batch_size`.
         RuntimeError: the exporter fixed a free dimension to the example's size.
     """
     if len(example_size) != 2 or min(example_size) < 1:
         raise ValueError(f"example_size must be (H, W) with H, W >= 1, got {example_size!r}")
+    side = min_export_side(model)
+    if min(example_size) < side:
+        h, w = example_size
+        raise ValueError(
+            f"example size (--size) {h}x{w} is too small to export {type(model).__name__}: "
+            f"the graph would run at no other size; use at least {side}x{side}"
+        )
     if batch_size is None:
         batch_size = 2 if dynamic_batch else 1
     if batch_size < 1 or (dynamic_batch and batch_size < 2):
@@ -217,7 +233,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--features", type=cli.at_least(1), default=256, help="RefineNet width")
     p.add_argument("--recurrence", type=cli.at_least(0), default=2, help="CCNet's R")
     p.add_argument("--checkpoint", default=None, help="seglib checkpoint or state_dict")
-    p.add_argument("--out", required=True, help="output .onnx file")
+    p.add_argument("--out", required=True, type=lambda text: str(Path(text).expanduser()),
+                   help="output .onnx file")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--size", default="360x480", help="example input HxW (default 360x480)")
     p.add_argument("--opset", type=int, default=None)

@@ -25,6 +25,7 @@ factories are `seglib.models.build_model` and `seglib.engine.builders`. Taught i
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from seglib.engine.builders import (
 )
 from seglib.engine.config import CLASS_WEIGHTINGS, TrainConfig, parse_hw
 from seglib.engine.recipes import RECIPES, recipe
-from seglib.engine.run_folder import check_run_folder, run_files
+from seglib.engine.run_folder import check_run_folder, run_files, run_lock
 from seglib.engine.runtime import pick_device
 from seglib.engine.trainer import fit
 from seglib.models import MODELS
@@ -104,7 +105,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
                    help="CamVid's random scale range LOW-HIGH (default 0.5-2.0)")  # fmt: skip
     p.add_argument("--jitter", choices=["none", "light", "strong"],
                    help=f"CamVid's colour jitter (default {d.jitter})")  # fmt: skip
-    p.add_argument("--eval-scale", type=float,
+    p.add_argument("--eval-scale", type=cli.positive_float,
                    help="input resize factor at evaluation (logits: label size)")  # fmt: skip
     p.add_argument("--lr", type=float,
                    help="SGD learning rate (default: ccnet 0.1, refinenet 0.005)")  # fmt: skip
@@ -139,7 +140,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
                    help="NHWC memory layout (default: on for CUDA only; on a CPU it pays "
                         "for wide 3x3 convolutions such as RefineNet's)")  # fmt: skip
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under torchrun")
-    p.add_argument("--grad-clip", type=float)
+    p.add_argument("--grad-clip", type=cli.positive_float,
+                   help="clip the global gradient norm to this (default: no clipping)")
     p.add_argument("--class-weights", dest="class_weighting", choices=CLASS_WEIGHTINGS,
                    help="median: median-frequency class weights of the training set")  # fmt: skip
     p.add_argument("--synthetic-size", type=_crop,
@@ -155,6 +157,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     if args.data == "synthetic" and args.data_dir is not None:
         p.error(f"--data-dir {args.data_dir} names a CamVid folder but --data synthetic never "
                 "reads it: drop one of the two")  # fmt: skip
+    if args.out is not None and not args.out.strip():
+        p.error("--out is empty: name a folder for the run, e.g. --out runs/quick")
+    for name in ("out", "data_dir"):  # a quoted "~/x" means what the shell would make of it
+        if getattr(args, name) is not None:
+            setattr(args, name, str(Path(getattr(args, name)).expanduser()))
     given = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
     if args.recipe is not None:
         config = recipe(args.recipe, given.get("model", "ccnet"))
@@ -211,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     """The CLI: build data and model from flags, train, print where things went.
 
     What can be checked in a moment (the device, the output folder) is checked before
-    the data is read, so that a mistake costs no time.
+    the data is read, so that a mistake costs no time; the folder is then locked for
+    this run (`seglib.engine.run_folder.run_lock`: a second run into it stops at once).
     """
     config, args = parse_args(argv)
     pick_device(config.device)  # an unknown or absent device: ValueError now
@@ -221,22 +229,30 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     try:
         resume = _resume_or_start(Path(args.out), args.resume)
         check_run_folder(args.out, resume=resume, overwrite=args.overwrite)
-        _note_unused_camvid(config)
-        choice = build_datasets(config)
-        config = config.replace(num_classes=choice.num_classes, data=choice.name,
-                                data_dir=str(choice.root) if choice.root else None)  # fmt: skip
-        config = resolve_class_weights(config, choice)
-        torch.manual_seed(config.seed)
-        model = build_model_for(config)
-        train_loader, val_loader = build_loaders(config, choice)
-        history = fit(model, train_loader, val_loader, config, out=args.out,
-                      resume=resume, overwrite=args.overwrite, animate=False)  # fmt: skip
-        if ddp.is_main() and len(history):
-            best = history["val_miou"].max()
-            print(f"done: best val mIoU {best:.4f}; checkpoints and metrics.csv in {args.out}")
-        return history
+        with run_lock(args.out) if ddp.is_main() else contextlib.nullcontext():
+            return _train(config, args, resume)
     finally:
         ddp.cleanup()
+
+
+def _train(config: TrainConfig, args: argparse.Namespace, resume: bool) -> pd.DataFrame:
+    """`main` once the run folder is checked and locked: data, model, `fit`."""
+    _note_unused_camvid(config)
+    choice = build_datasets(config)
+    config = config.replace(num_classes=choice.num_classes, data=choice.name,
+                            data_dir=str(choice.root) if choice.root else None)  # fmt: skip
+    image = choice.val[0][0]  # (3, H, W): the size evaluation resizes by eval_scale
+    cli.check_eval_scale(config.eval_scale, tuple(image.shape[-2:]))
+    config = resolve_class_weights(config, choice)
+    torch.manual_seed(config.seed)
+    model = build_model_for(config)
+    train_loader, val_loader = build_loaders(config, choice)
+    history = fit(model, train_loader, val_loader, config, out=args.out,
+                  resume=resume, overwrite=args.overwrite, animate=False)  # fmt: skip
+    if ddp.is_main() and len(history):
+        best = history["val_miou"].max()
+        print(f"done: best val mIoU {best:.4f}; checkpoints and metrics.csv in {args.out}")
+    return history
 
 
 if __name__ == "__main__":

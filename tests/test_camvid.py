@@ -249,3 +249,44 @@ def test_real_sequences_match_the_split_lists(camvid_dir):
         expected = Counter(name[: name.index("_")] for name in listed)
         assert Counter(CamVid(camvid_dir, split).sequences) == expected
     assert set(CamVid(camvid_dir, "test").sequences) == {"0001TP", "Seq05VD"}
+
+
+# --- issue 28: data mistakes named as such -----------------------------------------------
+
+
+def test_a_root_that_is_a_file_is_named_as_a_file(tmp_path):
+    root = tmp_path / "CamVid.zip"
+    root.write_bytes(b"PK")
+    with pytest.raises(NotADirectoryError, match=r"CamVid\.zip is a file, not a folder"):
+        CamVid(root, "train")
+
+
+@pytest.mark.parametrize("folder", ["valannot", "val"])
+def test_two_files_for_one_image_are_an_error_naming_both(make_camvid, folder):
+    root = make_camvid(split="val", n=2)
+    (root / folder / "frame1.jpg").write_bytes((root / folder / "frame1.png").read_bytes())
+    with pytest.raises(ValueError, match=r"two files for one image, frame1\.jpg and frame1\.png"):
+        CamVid(root, "val")
+
+
+def test_class_dict_saved_with_a_byte_order_mark_is_read(make_camvid):
+    root = make_camvid("colour", n=2, size=(10, 14))
+    plain = CamVid(root, "train")
+    csv = root / "class_dict.csv"
+    csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())  # what Excel's "CSV UTF-8" writes
+    bom = CamVid(root, "train")
+    assert bom.classes == plain.classes and np.array_equal(bom.palette, plain.palette)
+    assert np.array_equal(bom.load_mask(0), plain.load_mask(0))
+
+
+def test_a_16_bit_greyscale_image_is_scaled_to_8_bits(make_camvid):
+    root = make_camvid(split="train", n=1, size=(12, 16))
+    grey = np.random.default_rng(0).integers(0, 65536, (12, 16)).astype(np.uint16)
+    grey[0, :3] = [0, 257, 65535]
+    Image.fromarray(grey).save(root / "train" / "frame0.png")  # a 16-bit PNG
+    assert Image.open(root / "train" / "frame0.png").mode.startswith("I")
+    image = CamVid(root, "train").load_image(0)  # (H, W, 3) uint8
+    want = np.round(grey / 257).astype(np.uint8)  # 0..65535 -> 0..255
+    assert image.dtype == np.uint8 and image.shape == (12, 16, 3)
+    assert np.array_equal(image, np.repeat(want[..., None], 3, axis=2))
+    assert list(image[0, :3, 0]) == [0, 1, 255]

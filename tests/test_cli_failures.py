@@ -474,3 +474,85 @@ def test_a_corrupt_val_label_stops_the_run_before_training(make_camvid, tmp_path
         train_cli.main(["--data-dir", str(root), "--epochs", "1", "--batch-size", "2",
                         "--crop", "32x32", "--device", "cpu", "--out", str(out)])  # fmt: skip
     assert not out.exists()
+
+
+# --- issue 28: every stop ends in one line; no best.pt from NaN; no labels, no run ------
+
+
+class StopsIn(Tiny):
+    """Raises KeyboardInterrupt (what Ctrl-C raises) at its `n`-th training forward
+    (never for n = 0)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n, self.calls = n, 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls == self.n:
+                raise KeyboardInterrupt
+        return super().forward(x)
+
+
+def test_ctrl_c_says_after_which_epoch_and_exits_130(tmp_path, capsys):
+    train, val = tiny_loaders()  # 2 training steps per epoch: step 5 is in epoch 3
+    config = CFG.replace(epochs=4)
+    with pytest.raises(SystemExit) as info:
+        cli.run(lambda: fit(StopsIn(5), train, val, config, out=tmp_path, animate=False))
+    assert info.value.code == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["interrupted after epoch 2; continue with --resume (resume=True)"]
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    assert not (tmp_path / run_folder.LOCK_FILE).exists()  # the lock went with the run
+    hist = fit(StopsIn(0), train, val, config, out=tmp_path, resume=True, animate=False)
+    assert list(hist["epoch"]) == [1, 2, 3, 4]  # continued as the line says
+
+
+def test_ctrl_c_without_an_output_folder_names_the_epoch_only():
+    train, val = tiny_loaders()
+    with pytest.raises(KeyboardInterrupt, match="^interrupted after epoch 1$"):
+        fit(StopsIn(3), train, val, CFG.replace(epochs=3), animate=False)
+
+
+class NaNInEval(Tiny):
+    """Finite logits in training, NaN in eval mode (as after broken BatchNorm statistics)."""
+
+    def forward(self, x):
+        y = super().forward(x)
+        return y if self.training else y * float("nan")
+
+
+def test_a_nan_val_loss_never_becomes_best_pt(tmp_path, capsys):
+    train, val = tiny_loaders()
+    hist = fit(NaNInEval(), train, val, CFG.replace(epochs=2), out=tmp_path, animate=False)
+    assert hist["val_loss"].isna().all() and (hist["val_miou"] > 0).all()  # argmax scores
+    assert not (tmp_path / "best.pt").exists()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    assert "best.pt is not updated" in capsys.readouterr().out
+
+
+def all_void(X: torch.Tensor) -> torch.Tensor:
+    return torch.full(X.shape[:1] + X.shape[2:], 255, dtype=torch.long)  # (N, H, W)
+
+
+@pytest.mark.parametrize("split", ["training", "validation"])
+def test_a_split_without_a_labelled_pixel_is_refused(tmp_path, split):
+    X = torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    good, void = TensorDataset(X, X.argmax(1)), TensorDataset(X, all_void(X))
+    train = DataLoader(void if split == "training" else good, batch_size=4)
+    val = DataLoader(void if split == "validation" else good, batch_size=4)
+    with pytest.raises(ValueError, match=f"the {split} data has no labelled pixel"):
+        fit(Tiny(), train, val, CFG, out=tmp_path, animate=False)
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "best.pt").exists()
+
+
+def test_fit_refuses_an_empty_out_and_expands_a_tilde(tmp_path, monkeypatch):
+    train, val = tiny_loaders()
+    with pytest.raises(ValueError, match="out is an empty path"):
+        fit(Tiny(), train, val, CFG, out="", animate=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    fit(Tiny(), train, val, CFG, out="~/run", animate=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == list(sorted(RUN_FILES))
+    assert not (tmp_path / "~").exists()  # no literal "~" folder beside the home one

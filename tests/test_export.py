@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from seglib.export import build_for_export, main, to_onnx
+from seglib import cli
+from seglib.export import build_for_export, main, min_export_side, to_onnx
 from seglib.models.ccnet import CCNet
 from seglib.models.refinenet import RefineNet
 
@@ -70,3 +71,26 @@ def test_bad_arguments(tmp_path):
     torch.save(net.state_dict(), bad)
     with pytest.raises(ValueError, match="does not fit"):
         build_for_export("refinenet", num_classes=3, features=16, checkpoint=bad)
+
+
+@pytest.mark.parametrize("size", ["1x1", "8x8", "15x480"])
+def test_sizes_that_would_fix_the_graph_are_refused_before_exporting(tmp_path, size, capsys):
+    """A CCNet exported from 8x8 (a 1x1 deepest feature map) runs at no other size."""
+    out = tmp_path / "ccnet.onnx"
+    with pytest.raises(SystemExit) as info:
+        cli.run(lambda: main(["--out", str(out), "--size", size, "--num-classes", "3"]))
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--size" in lines[0] and size in lines[0], lines
+    assert "at least 16x16" in lines[0]
+    assert list(tmp_path.iterdir()) == []  # refused before the export: no file, no .partial
+
+
+def test_the_smallest_export_size_follows_the_deepest_stride(tmp_path):
+    assert min_export_side(CCNet(3, backbone="resnet18")) == 16
+    assert min_export_side(CCNet(3, backbone="resnet18", output_stride=16)) == 32
+    assert min_export_side(RefineNet(3, backbone="resnet18", features=8)) == 64
+    assert min_export_side(torch.nn.Conv2d(3, 3, 1)) == 1  # no backbone: any size
+    with pytest.raises(ValueError, match="at least 64x64"):
+        to_onnx(RefineNet(3, backbone="resnet18", features=8), tmp_path / "r.onnx", (32, 48))
+    assert not (tmp_path / "r.onnx").exists()

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from seglib import train as train_cli
 from seglib.engine import TrainConfig, evaluate
-from seglib.engine.recipes import RECIPES, pick_mode, recipe
+from seglib.engine.recipes import RECIPES, is_tiny, pick_mode, recipe
 
 
 def test_mode_follows_the_environment_and_the_hardware(monkeypatch):
@@ -96,3 +96,21 @@ def test_output_stride_reaches_the_model_and_survives_the_checkpoint(tmp_path):
     assert net.backbone(x)[-1].shape[-2:] == (4, 4)  # 64 / 16
     with pytest.raises(ValueError, match="output_stride"):
         TrainConfig(output_stride=4)
+
+
+@pytest.mark.parametrize("value, tiny", [("1", True), ("true", True), ("Yes", True),
+                                         ("on", True), (" ON ", True), ("0", False),
+                                         ("false", False), ("no", False), ("off", False),
+                                         ("", False)])  # fmt: skip
+def test_seglib_tiny_reads_the_usual_switch_words(monkeypatch, value, tiny):
+    monkeypatch.setenv("SEGLIB_TINY", value)
+    assert is_tiny() is tiny
+    assert (recipe("camvid-gpu").epochs == 1) is tiny
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "tiny", "enabled"])
+def test_seglib_tiny_refuses_other_words_in_one_line(monkeypatch, value):
+    monkeypatch.setenv("SEGLIB_TINY", value)
+    with pytest.raises(ValueError, match=f"SEGLIB_TINY must be one of .*got '{value}'") as info:
+        is_tiny()
+    assert "\n" not in str(info.value) and "off" in str(info.value)

@@ -1,6 +1,12 @@
 """Atomic checkpoint writes and RNG state round-trips."""
 
+import errno
+import os
 import random
+import signal
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -89,3 +95,63 @@ def test_atomic_save_gives_the_umask_mode_without_touching_the_umask(tmp_path, m
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+# --- issue 28: a full disk and SIGTERM while saving ------------------------------------
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_a_full_disk_is_named_and_the_last_good_checkpoint_stays(tmp_path, monkeypatch):
+    """The save goes to /dev/full, where every write fails with the OS's ENOSPC."""
+    path = tmp_path / "best.pt"
+    atomic_save({"format": FORMAT, "epoch": 1}, path)
+    real_mkstemp = tempfile.mkstemp
+
+    def onto_a_full_disk(*args, **kwargs):
+        fd, tmp = real_mkstemp(*args, **kwargs)  # the temp file exists, as on a full disk
+        os.close(fd)
+        return os.open("/dev/full", os.O_WRONLY), tmp
+
+    monkeypatch.setattr(ckpt_mod.tempfile, "mkstemp", onto_a_full_disk)
+    with pytest.raises(OSError, match=f"no space left on device writing {path}") as info:
+        atomic_save({"format": FORMAT, "epoch": 2, "w": torch.zeros(100_000)}, path)
+    monkeypatch.undo()
+    assert info.value.errno == errno.ENOSPC
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temp file left
+
+
+# saves a checkpoint whose torch.save writes part of it, then hangs until a signal
+SLOW_SAVE = """
+import sys, time
+import seglib.engine.checkpoint as ckpt
+from seglib import cli
+
+def stuck(obj, f):
+    f.write(b"PK\\x03\\x04" + bytes(1000))
+    f.flush()
+    print("saving", flush=True)
+    time.sleep(300)
+
+ckpt.torch.save = stuck
+cli.run(lambda: ckpt.atomic_save({"epoch": 2}, sys.argv[1]))
+"""
+
+
+@pytest.mark.slow  # a second Python process (~5 s of imports on a busy core)
+def test_sigterm_while_saving_leaves_no_temp_file(tmp_path):
+    path = tmp_path / "last.pt"
+    atomic_save({"format": FORMAT, "epoch": 1}, path)
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "saving"
+        assert len(list(tmp_path.glob(".last.pt.*.tmp"))) == 1  # half written
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err.strip().splitlines() == ["interrupted (SIGTERM)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    assert load_checkpoint(path)["epoch"] == 1

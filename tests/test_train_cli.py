@@ -1,10 +1,13 @@
 """The train and evaluate CLIs on a tiny synthetic run (real CCNet, real SyntheticStreets)."""
 
+import math
+
 import pandas as pd
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from seglib import cli
 from seglib import evaluate as evaluate_cli
 from seglib import train as train_cli
 from seglib.data import CLASSES, pick_datasets
@@ -182,3 +185,57 @@ def test_parse_hw_is_shared_by_the_train_and_export_clis():
     assert train_cli._crop("32x48") == (32, 48)
     with pytest.raises(SystemExit):
         export.main(["--out", "unused.onnx", "--size", "0x5"])
+
+
+# --- issue 28: values checked before any work, one line naming the flag -----------------
+
+
+def _one_line(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("flag, value", [("--grad-clip", "0"), ("--grad-clip", "-1"),
+                                         ("--eval-scale", "inf"), ("--eval-scale", "0")])
+def test_train_refuses_values_that_cannot_work_at_parse_time(flag, value, capsys):
+    with pytest.raises(SystemExit) as info:
+        train_cli.parse_args([flag, value])
+    assert info.value.code == 2
+    line = _one_line(capsys)
+    assert flag in line and "> 0" in line and value in line
+
+
+@pytest.mark.parametrize("scale", ["0.01", "0.001"])
+def test_an_eval_scale_that_leaves_no_pixel_stops_before_training(scale, tmp_path):
+    out = tmp_path / "run"
+    # the synthetic scenes are 32x48: 0.01 makes them 0x0; 1/32 rounded up is the least
+    with pytest.raises(ValueError, match=rf"--eval-scale {scale} shrinks the 32x48 .* >= 0\.032"):
+        train_cli.main([*TINY, "--epochs", "1", "--eval-scale", scale, "--out", str(out)])
+    assert not out.exists()  # no epoch ran, nothing was written
+    config, _ = train_cli.parse_args([*TINY, "--eval-scale", "0.032"])
+    assert math.floor(32 * config.eval_scale) == 1  # the named scale does work
+
+
+def test_evaluate_refuses_an_eval_scale_that_leaves_no_pixel(run):
+    out, _ = run
+    with pytest.raises(ValueError, match=r"--eval-scale 0\.01 shrinks the 32x48"):
+        evaluate_cli.main(["--checkpoint", str(out / "best.pt"), "--eval-scale", "1", "0.01"])
+
+
+def test_a_crop_too_small_for_the_network_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        cli.run(lambda: train_cli.main([*TINY, "--crop", "8x8", "--out", str(out)]))
+    line = _one_line(capsys)
+    assert "--crop" in line and "8x8" in line and "16x16" in line
+    assert not out.exists()
+
+
+def test_out_must_name_a_folder_and_a_quoted_tilde_means_home(tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit) as info:
+        train_cli.parse_args(["--out", ""])
+    assert info.value.code == 2 and "--out is empty" in _one_line(capsys)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _, args = train_cli.parse_args(["--out", "~/runs/x"])  # quoted: the shell left the ~
+    assert args.out == str(tmp_path / "runs" / "x")

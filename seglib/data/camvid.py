@@ -48,18 +48,22 @@ _HINT = (
 
 
 def _list_images(folder: Path) -> dict[str, Path]:
-    """Map file stem -> path for the image files directly inside `folder`."""
-    return {
-        p.stem: p
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES and not p.name.startswith(".")
-    }
+    """Map file stem -> path for the image files directly inside `folder`; two files
+    for one stem (`X.png` and `X.jpg`) are an error naming both, not a silent pick."""
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES and not p.name.startswith("."):
+            if p.stem in found:
+                raise ValueError(f"{folder}: two files for one image, {found[p.stem].name} and "
+                                 f"{p.name}: keep one of them")  # fmt: skip
+            found[p.stem] = p
+    return found
 
 
 def _read_class_dict(path: Path) -> tuple[list[str], np.ndarray]:
     """Read `class_dict.csv` (`name,r,g,b`) into names and an (N, 3) uint8 colour array."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM is no header
             rows = list(csv.DictReader(f))
         names = [r["name"].strip() for r in rows]
         colours = np.array([[int(r[c]) for c in "rgb"] for r in rows], dtype=np.int64)
@@ -103,6 +107,11 @@ class CamVid(SegmentationDataset):
     def __init__(self, root: str | os.PathLike, split: str = "train", transform: Any = None):
         self.root = Path(root)
         self.split = split
+        if self.root.exists() and not self.root.is_dir():
+            raise NotADirectoryError(
+                f"CamVid root {self.root} is a file, not a folder: give the folder that holds "
+                f"{split}/. " + _HINT.format(s=split)
+            )
         if not self.root.is_dir():
             raise FileNotFoundError(
                 f"CamVid root {self.root} does not exist. " + _HINT.format(s=split)
@@ -199,8 +208,17 @@ class CamVid(SegmentationDataset):
         return [path.stem.split("_")[0] for path in self.images]
 
     def load_image(self, i: int) -> np.ndarray:
-        """The raw RGB image `i` as uint8 (H, W, 3)."""
-        return np.asarray(_open(self.images[i]).convert("RGB"))
+        """The raw RGB image `i` as uint8 (H, W, 3); 16-bit greyscale is scaled to 8 bits
+        (PIL's `convert("RGB")` would clip it: every value above 255 becomes white)."""
+        img = _open(self.images[i])
+        if img.mode.startswith("I"):  # "I;16", "I;16B", "I" (32-bit): 16-bit greyscale
+            grey = np.asarray(img).astype(np.float64)  # (H, W), 0..65535
+            if grey.min(initial=0) < 0 or grey.max(initial=0) > 65535:
+                raise ValueError(f"{self.images[i]}: expected an 8- or 16-bit image, got "
+                                 f"values {grey.min():g}..{grey.max():g}")  # fmt: skip
+            grey = np.round(grey / 257).astype(np.uint8)  # 65535 -> 255
+            return np.repeat(grey[..., None], 3, axis=2)  # (H, W, 3)
+        return np.asarray(img.convert("RGB"))
 
     def load_mask(self, i: int) -> np.ndarray:
         """The label map `i` as uint8 (H, W) class indices, 255 = void (no augmentation)."""

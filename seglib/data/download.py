@@ -25,6 +25,7 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
@@ -78,7 +79,7 @@ def _fetch(
         )
 
 
-def _find_camvid_prefix(names: list[str], archive: Path) -> str:
+def _find_camvid_prefix(names: list[str], source: str) -> str:
     """Return the folder (posix, '' or ending in '/') that contains train/ and trainannot/."""
     dirs = {""}
     for name in names:
@@ -88,40 +89,57 @@ def _find_camvid_prefix(names: list[str], archive: Path) -> str:
     found = [d for d in dirs if f"{d}train/" in dirs and f"{d}trainannot/" in dirs]
     if not found:
         raise ValueError(
-            f"archive {archive.name} has no folder containing both train/ and trainannot/ "
+            f"the archive from {source} has no folder containing both train/ and trainannot/ "
             "(the SegNet CamVid layout)"
         )
     return min(found, key=len)
 
 
-def _safe_member(name: str, archive: Path) -> None:
+def _unsafe(name: str, source: str, why: str = "would land outside the target folder"
+            ) -> ValueError:  # fmt: skip
+    """The error for an archive member that extraction must not write."""
+    return ValueError(f"refusing to extract the archive from {source}: its member {name!r} "
+                      f"{why}")  # fmt: skip
+
+
+def _safe_member(name: str, source: str) -> None:
     """Refuse absolute paths and '..' in archive members (path traversal)."""
     p = PurePosixPath(name)
     if p.is_absolute() or ".." in p.parts:
-        raise ValueError(f"archive {archive.name} has an unsafe member path {name!r}")
+        raise _unsafe(name, source)
 
 
-def _extract(archive: Path, dest: Path) -> Path:
-    """Extract only the CamVid folder of `archive` into `dest`; return that folder."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            names = zf.namelist()
-            prefix = _find_camvid_prefix(names, archive)
-            members = [n for n in names if n.startswith(prefix)]
-            for n in members:
-                _safe_member(n, archive)
-            zf.extractall(dest, members=members)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            infos = tf.getmembers()
-            names = [m.name + ("/" if m.isdir() else "") for m in infos]
-            prefix = _find_camvid_prefix(names, archive)
-            members = [m for m, n in zip(infos, names) if n.startswith(prefix)]
-            for m in members:
-                _safe_member(m.name, archive)
-            tf.extractall(dest, members=members, filter="data")
-    else:
-        raise ValueError(f"{archive.name} is neither a zip nor a tar archive")
+def _extract(archive: Path, dest: Path, source: str) -> Path:
+    """Extract only the CamVid folder of `archive` (downloaded from `source`, which the
+    messages name) into `dest`; return that folder."""
+    broken = ValueError(
+        f"the download of {source} is incomplete or not an archive ({archive.stat().st_size} "
+        "bytes, not a readable zip or tar file): download it again, or check the URL"
+    )
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                names = zf.namelist()
+                prefix = _find_camvid_prefix(names, source)
+                members = [n for n in names if n.startswith(prefix)]
+                for n in members:
+                    _safe_member(n, source)
+                zf.extractall(dest, members=members)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:
+                infos = tf.getmembers()
+                names = [m.name + ("/" if m.isdir() else "") for m in infos]
+                prefix = _find_camvid_prefix(names, source)
+                members = [m for m, n in zip(infos, names) if n.startswith(prefix)]
+                for m in members:
+                    _safe_member(m.name, source)
+                tf.extractall(dest, members=members, filter="data")
+        else:
+            raise broken
+    except tarfile.FilterError as err:  # links out of the folder, device files, ...
+        raise _unsafe(err.tarinfo.name, source, f"is unsafe ({err})") from None
+    except (zipfile.BadZipFile, tarfile.ReadError, EOFError, zlib.error) as err:  # cut off
+        raise broken from err
     return dest / prefix if prefix else dest
 
 
@@ -150,8 +168,9 @@ def download(
 
     Raises:
         FileExistsError: `root` exists, is not empty and is not a CamVid folder.
-        ValueError: size or checksum mismatch, or an archive without the CamVid layout
-            (nothing is left behind in these cases).
+        ValueError: size or checksum mismatch, a download that is cut off or not an
+            archive, an archive without the CamVid layout, or one whose members would
+            land outside `root` (nothing is left behind in these cases).
     """
     root = Path(root)
     if has_segnet_layout(root):
@@ -166,7 +185,7 @@ def download(
     try:
         archive = tmp / "archive"
         _fetch(url, archive, sha256, size, progress, timeout)
-        folder = _extract(archive, tmp / "extracted")
+        folder = _extract(archive, tmp / "extracted", url)
         if root.exists():
             root.rmdir()  # empty folder left by the user: replace it
         os.replace(folder, root)

@@ -24,6 +24,7 @@ Used by `seglib.engine.trainer.fit` and `seglib.engine.evaluation.load_model`; t
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import tempfile
@@ -54,7 +55,9 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """`torch.save(obj, path)` atomically: temp file in the same folder, fsync, rename.
 
     If anything fails (disk full, interrupt, a bug in `obj`), the temporary file is
-    removed and `path` keeps its previous content.
+    removed and `path` keeps its previous content. A full disk is an OSError saying so
+    (torch's zip writer reports it as an unrelated RuntimeError, with the OSError as
+    its context).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,12 +70,29 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
                 os.fchmod(f.fileno(), 0o666 & ~_UMASK)
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if _disk_full(err):
+            full = OSError(f"no space left on device writing {path} (it keeps its previous "
+                           "content): free some space, then continue with --resume")
+            full.errno = errno.ENOSPC
+            raise full from err
         raise
     _fsync_dir(path.parent)
     return path
+
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}  # disk full, quota exceeded
+
+
+def _disk_full(err: BaseException | None) -> bool:
+    """Whether `err`, or an error it was raised from or while handling, is a full disk."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in _FULL:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _read_umask() -> int:

@@ -18,13 +18,14 @@ weight decay 1e-4 (5e-4 in some recipes), auxiliary loss weight 0.4.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from seglib.data.transforms import JITTER
 from seglib.engine.runtime import AMP_MODES
 
-__all__ = ["CLASS_WEIGHTINGS", "TrainConfig", "parse_hw"]
+__all__ = ["CLASS_WEIGHTINGS", "TrainConfig", "min_input_side", "parse_hw"]
 
 CLASS_WEIGHTINGS = ("none", "median")
 
@@ -41,6 +42,16 @@ def parse_hw(text: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise ValueError(f"expected a size HxW with H, W >= 1, got {text!r}")
     return h, w
+
+
+def min_input_side(model: str, output_stride: int = 8) -> int | None:
+    """The smallest height and width `model` trains on: twice the stride of its deepest
+    feature map (CCNet: its output stride; RefineNet: 32), so that this map keeps at
+    least 2x2 pixels. On a 1x1 map BatchNorm's statistics describe nothing the full-size
+    validation images look like (the val loss grows to NaN), and `torch.export` fixes
+    the size. None for a model seglib does not build (no known stride)."""
+    stride = {"ccnet": output_stride, "refinenet": 32}.get(model)
+    return None if stride is None else 2 * stride
 
 
 @dataclass
@@ -109,6 +120,14 @@ class TrainConfig:
             if len(tuple(self.crop)) != 2:
                 raise ValueError(f"crop must be (h, w), got {self.crop}")
             self.crop = (int(self.crop[0]), int(self.crop[1]))
+            side = min_input_side(self.model, self.output_stride)
+            if side is not None and min(self.crop) < side:
+                h, w = self.crop
+                raise ValueError(
+                    f"crop (--crop) {h}x{w} is too small for {self.model} at output stride "
+                    f"{side // 2}: use at least {side}x{side}, so that its deepest feature map "
+                    "keeps 2x2 pixels"
+                )
         if self.scale is not None:
             lo, hi = (float(v) for v in self.scale)
             if not 0 < lo <= hi:
@@ -118,8 +137,11 @@ class TrainConfig:
             raise ValueError(f"jitter must be one of {sorted(JITTER)}, got {self.jitter!r}")
         if not (self.gamma_lr_mult > 0 and self.gamma_lr_mult != float("inf")):
             raise ValueError(f"gamma_lr_mult must be a finite number > 0, got {self.gamma_lr_mult}")
-        if not self.eval_scale > 0:
-            raise ValueError(f"eval_scale must be > 0, got {self.eval_scale}")
+        if not 0 < self.eval_scale < math.inf:
+            raise ValueError(f"eval_scale must be a finite number > 0, got {self.eval_scale}")
+        if self.grad_clip is not None and not 0 < self.grad_clip < math.inf:
+            raise ValueError(f"grad_clip must be a finite number > 0 (a maximum gradient norm) "
+                             f"or None, got {self.grad_clip}")  # fmt: skip
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise ValueError(
                 f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}"

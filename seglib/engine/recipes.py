@@ -61,9 +61,19 @@ RECIPES: dict[str, dict[str, Any]] = {
 REFINENET_LR = {"camvid-gpu": 0.005, "camvid-cpu": 0.005, "quick": 0.005}
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
 def is_tiny() -> bool:
-    """Whether `$SEGLIB_TINY` asks for tiny runs (CI's check of every branch)."""
-    return os.environ.get("SEGLIB_TINY", "").strip().lower() not in ("", "0", "false", "no")
+    """Whether `$SEGLIB_TINY` asks for tiny runs (CI's check of every branch): 1, true,
+    yes or on; 0, false, no, off or unset/empty for normal runs; anything else is a
+    ValueError (a misspelt switch must not silently pick one)."""
+    value = os.environ.get("SEGLIB_TINY", "").strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise ValueError(f"SEGLIB_TINY must be one of {', '.join(_TRUE)} (tiny runs) or "
+                         f"{', '.join(_FALSE[1:])} or empty (normal runs), got "
+                         f"{os.environ['SEGLIB_TINY']!r}")  # fmt: skip
+    return value in _TRUE
 
 
 def pick_mode(mode: str | None = None) -> str:

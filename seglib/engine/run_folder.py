@@ -11,31 +11,55 @@ data is read or any file written, so a mistake costs no training time:
 - the folder must be a folder (not a file) and writable;
 - the run files that would be lost are named in the message.
 
+One run per folder: `run_lock` holds an exclusive lock on the folder for as long as a
+run trains into it (two runs into one folder would interleave `metrics.csv` and
+overwrite each other's checkpoints). The lock is the OS's lock on a file `.lock` that
+holds the owner's pid: the OS releases it when the process ends, however it ends, so a
+lock left by a killed run is taken over, never a reason to stop. Holding the lock, a
+run also removes the temporary files a killed save left (`.last.pt.*.tmp`).
+
 Used by `seglib.engine.trainer.fit` (so notebooks are protected too) and, earlier
 still, by `python -m seglib.train`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
+
 __all__ = [
+    "LOCK_FILE",
     "RUN_FILES",
     "RunExistsError",
+    "RunLockedError",
     "check_run_folder",
     "check_writable_folder",
     "clear_run",
     "run_files",
+    "run_lock",
 ]
 
 #: the files a training run writes into its folder
 RUN_FILES = ("last.pt", "best.pt", "metrics.csv")
+#: the lock file of a folder a run is training into (holds the run's pid)
+LOCK_FILE = ".lock"
 
 
 class RunExistsError(FileExistsError):
     """A fresh run would replace the run already in its folder (the message names the
     files and the ways out: resume, overwrite, another folder)."""
+
+
+class RunLockedError(BlockingIOError):
+    """Another run is training into the same folder (the message names its pid)."""
 
 
 def _holds_rows(csv: Path) -> bool:
@@ -122,3 +146,85 @@ def clear_run(out: str | os.PathLike) -> list[str]:
     for name in removed:
         (out / name).unlink()
     return removed
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the OS's exclusive lock on the open file `fd` without waiting."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _owner(path: Path) -> str:
+    """The pid written in a lock file, as text ("unknown" if unreadable)."""
+    try:
+        return path.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+_held: dict[Path, int] = {}  # folders this process holds, and how many holders
+
+
+@contextlib.contextmanager
+def run_lock(out: str | os.PathLike) -> Iterator[Path]:
+    """Hold the run lock of folder `out` (created if missing) for the `with` block.
+
+    Re-entrant within a process (the command line locks before reading data, then
+    `fit` again). On entry the temporary files of interrupted saves are removed; a
+    folder made here and still empty on exit is removed again.
+
+    Raises:
+        RunLockedError: another live process holds the lock; the message names its pid.
+    """
+    out = Path(out)
+    key = out.resolve()
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield out
+        finally:
+            _held[key] -= 1
+        return
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not _try_lock(fd):
+            os.close(fd)
+            raise RunLockedError(
+                f"{out} is in use by another training run (pid {_owner(path)}): wait for it "
+                "to finish or stop it, or choose another output folder"
+            )
+        try:  # the holder before us may have removed the file meanwhile: lock the new one
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        for name in RUN_FILES:  # what saves killed halfway left (atomic_save's names)
+            for tmp in out.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+        _held[key] = 1
+        yield out
+    finally:
+        _held.pop(key, None)
+        if fcntl is not None:  # removed while locked: a run waiting on it then locks anew
+            path.unlink(missing_ok=True)
+        os.close(fd)
+        if fcntl is None:  # Windows removes no open file
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if created:  # a run that stopped before writing anything leaves no empty folder
+            with contextlib.suppress(OSError):
+                out.rmdir()

@@ -13,8 +13,10 @@ with what real segmentation training adds:
 - **mIoU**, not only pixel accuracy, on the validation set every epoch.
 - **AMP and channels_last** on CUDA, optional gradient clipping, a stop with a clear
   message when the loss becomes NaN/inf.
-- **Checkpoints** (`last.pt` each epoch, `best.pt` on the best val mIoU) written
-  atomically, and an exact **resume** (see `seglib.engine.checkpoint`).
+- **Checkpoints** (`last.pt` each epoch, `best.pt` on the best val mIoU, never from a
+  NaN val loss) written atomically, and an exact **resume** (see
+  `seglib.engine.checkpoint`); one run per output folder at a time (a lock, see
+  `seglib.engine.run_folder`), and a Ctrl-C that says where to continue from.
 - **DDP** when launched by `torchrun` (see `seglib.engine.distributed`).
 
 Nothing here is CCNet-specific: any `nn.Module` that maps (B, 3, H, W) images to
@@ -25,6 +27,7 @@ epoch are printed. Taught in `notebooks/06_training.ipynb`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -53,12 +56,12 @@ from seglib.engine.checkpoint import (
 from seglib.engine.config import TrainConfig
 from seglib.engine.evaluation import evaluate, main_logits
 from seglib.engine.progress import Board
-from seglib.engine.run_folder import check_run_folder, clear_run
+from seglib.engine.run_folder import check_run_folder, clear_run, run_lock
 from seglib.engine.runtime import autocast, in_notebook, pick_device, resolve_amp, use_channels_last
 from seglib.models.ccnet import ccnet_loss
 
 __all__ = ["fit", "param_groups", "segmentation_loss", "seed_everything", "NonFiniteLossError",
-           "METRIC_COLUMNS"]  # fmt: skip
+           "TrainingInterrupted", "METRIC_COLUMNS"]  # fmt: skip
 
 METRIC_COLUMNS = [
     "epoch", "train_loss", "val_loss", "val_pixel_acc", "val_miou",
@@ -68,6 +71,11 @@ METRIC_COLUMNS = [
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite (the message names epoch and step)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM under `seglib.cli.run`) stopped `fit`; the message names the
+    last epoch saved and how to continue."""
 
 
 def segmentation_loss(
@@ -177,6 +185,12 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def _no_labels(split: str, epoch: int, ignore_index: int) -> str:
+    """The message for a split whose labels are all void: nothing to learn or score."""
+    return (f"the {split} data has no labelled pixel (every label is void, {ignore_index}) "
+            f"in epoch {epoch + 1}: check its label files, or the crop")
+
+
 def _num_classes(config: TrainConfig, loader: DataLoader) -> int | None:
     if config.num_classes is not None:
         return config.num_classes
@@ -221,21 +235,56 @@ def fit(
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the checkpoints on disk stay good).
+        TrainingInterrupted: a KeyboardInterrupt, re-raised with the last epoch saved.
         ValueError: resuming from a checkpoint written for another model, an
-            unreadable checkpoint, or both `resume` and `overwrite`.
+            unreadable checkpoint, both `resume` and `overwrite`, an empty `out`, or
+            data without a single labelled (non-void) pixel.
+        RunLockedError: another run is training into `out` (its pid is named).
         RunExistsError: a fresh run into a folder holding a run (see
             `seglib.engine.run_folder`); NotADirectoryError / PermissionError: `out`
             is a file or not writable.
     """
     config = (config or TrainConfig()).replace(**overrides)
-    device = pick_device(device if device is not None else config.device)
-    amp_dtype = resolve_amp(config.amp, device)
-    channels_last = use_channels_last(config.channels_last, device)
-    out = Path(out) if out is not None else None
+    if out is not None and not str(out).strip():  # Path("") would be the working folder
+        raise ValueError("out is an empty path: name a folder for the run, e.g. runs/quick")
+    out = Path(out).expanduser() if out is not None else None  # as pandas reads "~"
     if resume and out is None:
         raise ValueError("resume=True needs out= (the folder holding last.pt)")
     if out is not None:  # before any work: a run that would lose files stops here
         check_run_folder(out, resume=resume, overwrite=overwrite)
+    progress = {"saved": None}  # the last epoch whose last.pt is on disk (or just done)
+    lock = run_lock(out) if out is not None and ddp.is_main() else contextlib.nullcontext()
+    try:
+        with lock:
+            return _fit(model, train_loader, val_loader, config, out, resume, overwrite,
+                        callback, animate, device, progress)  # fmt: skip
+    except KeyboardInterrupt as err:
+        if progress["saved"] is None:  # stopped before training began
+            raise
+        message = f"interrupted after epoch {progress['saved']}"
+        if out is not None:
+            message += "; continue with --resume (resume=True)"
+        raise TrainingInterrupted(message) from err
+
+
+def _fit(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    config: TrainConfig,
+    out: Path | None,
+    resume: bool,
+    overwrite: bool,
+    callback: Callable[[dict], bool | None] | None,
+    animate: bool | None,
+    device: str | torch.device | None,
+    progress: dict[str, int | None],
+) -> pd.DataFrame:
+    """`fit` once its arguments are checked and its folder locked; sets
+    `progress["saved"]` to the last epoch saved (finished, without `out`)."""
+    device = pick_device(device if device is not None else config.device)
+    amp_dtype = resolve_amp(config.amp, device)
+    channels_last = use_channels_last(config.channels_last, device)
     bare = model.to(device)
     if channels_last:
         bare = bare.to(memory_format=torch.channels_last)
@@ -288,6 +337,7 @@ def fit(
         out.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(history, columns=METRIC_COLUMNS).to_csv(out / "metrics.csv", index=False)
 
+    progress["saved"] = start
     net = ddp.wrap_model(bare, device, sync_bn=config.sync_bn)
     board = Board(config, in_notebook() if animate is None else animate, history)
     val_criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=config.ignore_index)
@@ -297,6 +347,7 @@ def fit(
         net.train()
         t0, train_time = time.perf_counter(), 0.0
         loss_sum, n_images, lr = 0.0, 0, optimizer.param_groups[0]["lr"]
+        labelled = torch.zeros((), dtype=torch.long, device=device)  # non-void pixels seen
         points = {max(1, round(steps * (j + 1) / max(1, config.log_points))) for j in range(
             config.log_points)}  # fmt: skip
         for step, (X, Y) in enumerate(board.bar(train_loader, epoch, config.epochs)):
@@ -304,6 +355,7 @@ def fit(
                 board.timer.start()
             t_step = time.perf_counter()
             X, Y = X.to(device, non_blocking=True), Y.to(device, non_blocking=True).long()
+            labelled += (Y != config.ignore_index).sum()
             if channels_last:
                 X = X.contiguous(memory_format=torch.channels_last)
             with autocast(device, amp_dtype):
@@ -340,12 +392,18 @@ def fit(
             if step + 1 in points:
                 board.add_train(epoch + (step + 1) / steps, loss_sum / n_images)
         seen += n_images * ddp.world_size()
+        if ddp.is_distributed():
+            torch.distributed.all_reduce(labelled)
+        if not labelled:
+            raise ValueError(_no_labels("training", epoch, config.ignore_index))
         ddp.broadcast_buffers(net)  # rank 0's BatchNorm statistics everywhere, as saved
         res = evaluate(ddp.unwrap(net), val_loader, config.num_classes, device,
                        criterion=val_criterion,
                        amp=config.amp if amp_dtype is not None else "off",
                        channels_last=channels_last, ignore_index=config.ignore_index,
                        input_scale=config.eval_scale)  # fmt: skip
+        if not res["confusion"].sum():
+            raise ValueError(_no_labels("validation", epoch, config.ignore_index))
         row = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / max(1, n_images),
@@ -358,8 +416,13 @@ def fit(
             "images_per_s": n_images * ddp.world_size() / max(train_time, 1e-9),
         }
         history.append(row)
-        improved = res["miou"] > best
-        best = max(best, res["miou"]) if not math.isnan(res["miou"]) else best
+        # a NaN val loss means NaN logits (e.g. broken BatchNorm statistics): whatever
+        # mIoU their argmax scores, that model is no best.pt
+        trusted = math.isfinite(res["loss"])
+        if not trusted and ddp.is_main():
+            print(f"epoch {epoch + 1}: val loss {res['loss']}, so best.pt is not updated")
+        improved = trusted and res["miou"] > best
+        best = max(best, res["miou"]) if trusted and not math.isnan(res["miou"]) else best
         rng = _gather_rng() if out is not None else None  # a collective: every rank joins
         if out is not None and ddp.is_main():
             ckpt = {
@@ -382,6 +445,7 @@ def fit(
                 out / "metrics.csv", mode="a", header=False, index=False
             )
         ddp.barrier()
+        progress["saved"] = epoch + 1
         board.add_epoch(row)
         if callback is not None and callback(dict(row)):
             break

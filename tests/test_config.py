@@ -1,0 +1,56 @@
+"""Issue 28: TrainConfig refuses, before any work, values that train nothing or break
+mid-run: a gradient clip <= 0, an infinite evaluation scale, a crop too small for the
+network (a 1x1 deepest feature map trains BatchNorm statistics that turn the val loss
+to NaN on full-size images)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seglib.engine.config import TrainConfig, min_input_side
+from seglib.models import build_model
+
+
+@pytest.mark.parametrize("clip", [0.0, -1.0, math.inf, math.nan])
+def test_grad_clip_must_be_a_finite_positive_norm(clip):
+    with pytest.raises(ValueError, match="grad_clip must be a finite number > 0"):
+        TrainConfig(grad_clip=clip)
+    assert TrainConfig(grad_clip=1.0).grad_clip == 1.0 and TrainConfig().grad_clip is None
+
+
+@pytest.mark.parametrize("scale", [0.0, -0.5, math.inf, math.nan])
+def test_eval_scale_must_be_finite_and_positive(scale):
+    with pytest.raises(ValueError, match="eval_scale must be a finite number > 0"):
+        TrainConfig(eval_scale=scale)
+
+
+def test_the_smallest_input_is_twice_the_deepest_stride():
+    assert min_input_side("ccnet", 8) == 16 and min_input_side("ccnet", 16) == 32
+    assert min_input_side("refinenet", 8) == 64  # RefineNet's deepest map is 1/32
+    assert min_input_side("my-unet") is None  # a model seglib does not build: no rule
+    # the rule's premise, measured: the deepest feature map has 2x2 pixels at that size
+    # and 1x1 at half of it
+    for name, stride, side in [("ccnet", 8, 16), ("ccnet", 16, 32), ("refinenet", 8, 64)]:
+        net = build_model(name, 3, "resnet18", output_stride=stride).eval()
+        with torch.no_grad():
+            at_side = net.backbone(torch.zeros(1, 3, side, side))[-1]  # (1, C, 2, 2)
+            at_half = net.backbone(torch.zeros(1, 3, side // 2, side // 2))[-1]  # (1, C, 1, 1)
+        assert tuple(at_side.shape[-2:]) == (2, 2) and tuple(at_half.shape[-2:]) == (1, 1)
+
+
+@pytest.mark.parametrize("crop", [(8, 8), (7, 7), (1, 1), (15, 480)])
+def test_a_crop_below_what_ccnet_takes_is_refused_naming_the_flag(crop):
+    with pytest.raises(ValueError, match=r"crop \(--crop\) .* too small .* at least 16x16"):
+        TrainConfig(crop=crop)
+
+
+def test_the_smallest_crop_follows_the_model_and_its_stride():
+    with pytest.raises(ValueError, match="at least 32x32"):
+        TrainConfig(crop=(24, 24), output_stride=16)
+    with pytest.raises(ValueError, match="at least 64x64"):
+        TrainConfig(model="refinenet", crop=(32, 48))
+    assert TrainConfig(crop=(16, 16)).crop == (16, 16)
+    assert TrainConfig(model="custom", crop=(4, 4)).crop == (4, 4)  # unknown model: no rule

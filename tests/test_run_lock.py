@@ -1,0 +1,140 @@
+"""Issue 28: one run per folder. A second run into a folder a live run is training into
+stops at once and names the first run's pid; a lock left by a dead run is taken over;
+the lock file goes when the run ends, and a run removes the temporary files of saves
+that a killed run left."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from seglib import cli
+from seglib import train as train_cli
+from seglib.engine import TrainConfig, fit
+from seglib.engine.checkpoint import load_checkpoint
+from seglib.engine.run_folder import LOCK_FILE, RunLockedError, run_lock
+
+# a process that holds the lock of the folder argv[1] until it is killed
+HOLD = """
+import sys, time
+from seglib.engine.run_folder import run_lock
+with run_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(300)
+"""
+TINY = ["--data", "synthetic", "--epochs", "1", "--train-size", "4", "--val-size", "2",
+        "--synthetic-size", "32x32", "--crop", "32x32", "--batch-size", "2",
+        "--device", "cpu", "--workers", "0"]  # fmt: skip
+CFG = TrainConfig(model="tiny", num_classes=3, epochs=1, lr=0.05, verbose=False)
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def loaders():
+    X = torch.randn(4, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    data = TensorDataset(X, X.argmax(1))
+    return DataLoader(data, batch_size=2), DataLoader(data, batch_size=2)
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Another process training into tmp_path/run, as far as the lock goes: (folder, pid)."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        yield out, proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+@pytest.mark.slow  # a second Python process (~5 s of imports on a busy core)
+def test_a_second_run_into_a_busy_folder_stops_in_one_line_naming_the_first(holder, capsys):
+    out, pid = holder
+    with pytest.raises(SystemExit) as info:
+        cli.run(lambda: train_cli.main([*TINY, "--out", str(out)]))
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert f"pid {pid}" in lines[0] and str(out) in lines[0] and "in use" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing of the second run
+    train, val = loaders()
+    with pytest.raises(RunLockedError, match=f"pid {pid}"):  # notebooks too
+        fit(Tiny(), train, val, CFG, out=out, animate=False)
+    assert (out / LOCK_FILE).read_text().strip() == str(pid)  # the first run's lock stays
+
+
+def test_the_lock_file_lives_as_long_as_the_run(tmp_path):
+    out = tmp_path / "run"
+    train, val = loaders()
+    seen = []
+
+    def look(row):
+        seen.append((out / LOCK_FILE).read_text().strip())
+
+    fit(Tiny(), train, val, CFG, out=out, animate=False, callback=look)
+    assert seen == [str(os.getpid())]
+    assert not (out / LOCK_FILE).exists()
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+
+
+def test_the_command_line_and_fit_share_one_lock(tmp_path):
+    """The CLI locks before reading data, then calls fit, which locks again."""
+    out = tmp_path / "run"
+    train, val = loaders()
+    with run_lock(out):
+        fit(Tiny(), train, val, CFG, out=out, animate=False)
+        assert (out / LOCK_FILE).exists()  # fit's exit did not release the outer lock
+    assert not (out / LOCK_FILE).exists()
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / LOCK_FILE).write_text(dead.stdout)  # what a killed run leaves
+    train, val = loaders()
+    hist = fit(Tiny(), train, val, CFG, out=out, animate=False)
+    assert len(hist) == 1 and not (out / LOCK_FILE).exists()
+
+
+def test_a_run_removes_the_half_written_saves_of_a_killed_run(tmp_path):
+    out = tmp_path / "run"
+    train, val = loaders()
+    fit(Tiny(), train, val, CFG, out=out, animate=False)
+    for name in (".last.pt.k2j4x_1.tmp", ".best.pt.abc.tmp", "notes.tmp", ".other.pt.x.tmp"):
+        (out / name).write_bytes(b"PK\x03\x04 half a checkpoint")
+    fit(Tiny(), train, val, CFG.replace(epochs=2), out=out, animate=False, resume=True)
+    left = sorted(p.name for p in out.iterdir())
+    assert left == [".other.pt.x.tmp", "best.pt", "last.pt", "metrics.csv", "notes.tmp"]
+
+
+def test_a_folder_made_for_a_run_that_stops_early_is_removed(tmp_path):
+    out = tmp_path / "new"
+    with pytest.raises(RuntimeError), run_lock(out):
+        assert out.is_dir()
+        raise RuntimeError("data not found")
+    assert not out.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with run_lock(kept):
+        pass
+    assert kept.is_dir()  # a folder that was there before stays
+
