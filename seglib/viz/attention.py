@@ -32,7 +32,7 @@ from seglib.viz.masks import _clean, _numpy, _rgb
 
 __all__ = ["mark_uniform", "outline_above", "plot_attention_map", "uniform_level"]
 
-UNIFORM_STYLE = dict(color="cyan", linestyle="--", linewidth=1.2)  # line and outline alike
+UNIFORM_STYLE = dict(color="lime", linestyle="--", linewidth=1.0)  # line and outline alike
 
 
 def uniform_level(h: int, w: int) -> float:
@@ -80,7 +80,7 @@ def outline_above(
     xlim, ylim = ax.get_xlim(), ax.get_ylim()
     contour = ax.contour(padded, levels=[0.5], origin="upper",
                          extent=(x0 - cw, x1 + cw, y1 + ch, y0 - ch), colors=UNIFORM_STYLE["color"],
-                         linestyles=UNIFORM_STYLE["linestyle"], linewidths=1.0)  # fmt: skip
+                         linestyles=UNIFORM_STYLE["linestyle"], linewidths=0.7)  # fmt: skip
     ax.set_xlim(xlim), ax.set_ylim(ylim)
     return contour
 
