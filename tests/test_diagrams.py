@@ -27,7 +27,7 @@ LABELS = {
     "ccnet_overview": ["dil. 2", "dil. 4", "CCA", "0.4", "bilinear", "(K, 360, 480)", "45x60"],
     "refinenet_block": ["RCU", "MRF", "CRP", "max-pool\n5x5", "upsample"],
     "refinenet_cascade": ["RefineNet-1", "RefineNet-4", "1/4", "1/32", "256", "softmax",
-                          "(K, 360, 480)", "12x15"],
+                          "logits", "(K, 360, 480)", "12x15"],
 }
 
 
@@ -124,3 +124,22 @@ def test_rcca_grids_mark_the_four_pixels_of_the_two_pass_argument():
     for pixel in "zhvu":
         assert drawn.count(pixel) == 2  # once in each pass's grid
     assert drawn.count("CCA") == 2  # R = 2 boxes of the same module
+
+
+def test_output_stride_figure_writes_the_ceiling_as_a_ceiling():
+    drawn = " ".join(texts(diagrams.dilation_and_output_stride()))
+    # spelled out: at 100 dpi the glyphs ⌈ ⌉ read as square brackets, [n / 2]
+    assert "rounds up, ceil(n / 2)" in drawn and "ceil(23 / 2) = 12" in drawn
+    assert "⌈" not in drawn and "[n" not in drawn
+
+
+def test_cascade_upsamples_logits_and_applies_the_softmax_after():
+    # seglib's RefineNet.forward resizes the classifier's logits; the softmax is the loss's
+    ax = diagrams.refinenet_cascade().axes[0]
+    where = {t.get_text(): t.get_position() for t in ax.texts}
+    assert not any("conv" in t and "softmax" in t for t in where)
+    (upsample,) = [xy for t, xy in where.items() if "upsample" in t]
+    (softmax,) = [xy for t, xy in where.items() if "softmax" in t]
+    (logits,) = [xy for t, xy in where.items() if t.startswith("logits")]
+    # the flow runs right, then down from the upsampling: logits, then the softmax below them
+    assert softmax[1] < logits[1] < upsample[1]

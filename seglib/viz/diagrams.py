@@ -231,8 +231,9 @@ def dilation_and_output_stride(size: tuple[int, int] = _SIZE) -> Figure:
             _note(ax, x, y + 0.5, label, colour=_INK if kind == "dilated" else _MUTED)
             _note(ax, x, y - 0.5, f"{_hw(size, stride)}  (1/{stride})", size=8, colour=_INK)
             prev = box
-    _note(ax, 4.55, 0.3, "Each stride 2 halves the map (⌈n / 2⌉). A dilated stage keeps the size "
-          "and spaces its 3×3 taps d pixels apart:\nthe receptive field grows as before and "
+    _note(ax, 4.55, 0.3, "Each stride 2 halves the map and rounds up, ceil(n / 2): "
+          "ceil(23 / 2) = 12 rows in layer4 at OS 32. A dilated stage keeps the size"
+          "\nand spaces its 3×3 taps d pixels apart: the receptive field grows as before and "
           "the weights keep their shape. Maps to scale; ResNet-50 channels.", size=8)
     return fig
 
@@ -486,9 +487,12 @@ def refinenet_cascade() -> Figure:
     layer1..layer4 (1/4 .. 1/32 of the input) are adapted by a 3x3 conv to 256 channels
     (layer4: 512) and fed to RefineNet-1..4: RefineNet-4 refines layer4 alone, each
     other block fuses its stage with the output of the block below. After RefineNet-1
-    (1/4), two RCUs and a 1x1 classifier give the class scores (softmax at 1/4), then
-    bilinear upsampling to the input size. Why: coarse semantics climb back to fine
-    resolution without dilating the backbone.
+    (1/4), two RCUs and a 1x1 classifier give the logits at 1/4, which are upsampled
+    bilinearly to the input's exact size; the softmax comes after (in the loss, or an
+    argmax for the prediction), as in seglib's `RefineNet.forward` and torchvision's
+    segmentation models (the paper's Fig. 2 draws the softmax at 1/4, before the
+    upsampling). Why: coarse semantics climb back to fine resolution without dilating
+    the backbone.
     """
     fig, ax = _canvas(9.6, 4.8, "RefineNet: 4-cascade on a ResNet at output stride 32",
                       ["tensor", "conv", "refine", "resize"])
@@ -509,12 +513,13 @@ def refinenet_cascade() -> Figure:
     for lower, upper in zip(chain[1:], chain[:-1]):
         _arrow(ax, lower.top, upper.bottom)
     rcus = _box(ax, 6.0, 3.1, "RCU × 2", "conv", w=0.8)
-    cls = _box(ax, 7.15, 3.1, "1×1 conv\n+ softmax", "conv", w=0.95)
+    cls = _box(ax, 7.15, 3.1, "1×1 conv\n→ logits", "conv", w=0.95)
     up = _box(ax, 8.45, 3.1, "bilinear\nupsample", "resize", w=0.95)
     _chain(ax, [chain[0], rcus, cls, up])
     _note(ax, cls.x, 3.52, f"(K, {_hw(_SIZE, 4)})  at 1/4")
-    out = _box(ax, 8.45, 2.2, f"(K, {H}, {W})", "tensor", w=1.05, h=0.4)
+    out = _box(ax, 8.45, 2.2, f"logits\n(K, {H}, {W})", "tensor", w=1.05, h=0.5)
     _arrow(ax, up.bottom, out.top)
+    _note(ax, 8.45, 1.65, "softmax (in the loss,\nor argmax) after upsampling", size=7.5)
     _note(ax, 5.55, 1.1, "Each RefineNet-n: RCU × 2 per input → MRF → CRP → RCU\n"
           "(see refinenet_block). RefineNet-4 has one input, the\n"
           "others fuse their stage with the coarser output below.\n"
