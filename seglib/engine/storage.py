@@ -9,7 +9,10 @@ reads that variable at every call, so `fit(..., out=runs_root() / ...)`,
 `python -m seglib.train` and `resume` all write to and read from Drive afterwards.
 Off Colab it changes nothing: runs stay in `runs_root()`.
 
-Used in notebooks 06 and 07 (an opt-in cell, `KEEP_RUNS_ON_DRIVE = True`).
+Notebooks 06 and 07 call it by default on Colab (`KEEP_RUNS_ON_DRIVE = True`; the cell
+skips the call elsewhere, where there is nothing to mount): without it an 80-epoch run
+is lost when Colab disconnects, and 07, which runs on a VM of its own, finds the
+checkpoints 06 trained only on Drive. Setting the flag to False keeps runs on the VM.
 """
 
 from __future__ import annotations
