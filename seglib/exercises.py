@@ -19,6 +19,13 @@ error (the learner is experimenting); it returns `False`. A function whose body 
 raises `NotImplementedError` prints "not implemented yet". A function that returns
 `None` or `NotImplemented` (a stub without a `return`) raises a `TypeError` that
 says so, since there is nothing to compare.
+
+An augmentation has no single right output (it is random), so `check_augmentation`
+checks what every correct one must do instead: on a painted checkerboard whose mask
+says which squares are bright, the image and the mask must still agree after the
+transform (they moved together), the mask must hold only the classes it had and the
+ignore value 255 (nearest-neighbour, never interpolated), and pixels the transform
+uncovered must be 255 in the mask, not a class.
 """
 
 from __future__ import annotations
@@ -28,10 +35,13 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["check", "random_size"]
+__all__ = ["check", "check_augmentation", "random_size"]
+
+IGNORE = 255  # the mask value that the loss and the metrics skip
 
 
 def random_size(low: int = 1, high: int = 9) -> Callable[[], int]:
@@ -192,4 +202,94 @@ def check(
             return False
     what = (f"{n} random input" + "s" * (n > 1)) if random else "the given input"
     print(f"✓ {name} matches seglib on {what}")
+    return True
+
+
+def _checkerboard(size: tuple[int, int], square: int) -> tuple[np.ndarray, np.ndarray]:
+    """A uint8 (H, W, 3) image of bright (200) and dark (40) squares, and its mask: class 1
+    on the bright squares, class 2 on the dark ones. Neither colour is black, the
+    colour a transform fills uncovered pixels with."""
+    rows, cols = np.indices(size) // square
+    bright = (rows + cols) % 2 == 0
+    image = np.where(bright, 200, 40).astype(np.uint8)[..., None].repeat(3, axis=2)
+    mask = np.where(bright, 1, 2).astype(np.uint8)
+    return image, mask
+
+
+def check_augmentation(
+    augment: Callable[[np.ndarray, np.ndarray], tuple[Tensor, Tensor]],
+    *,
+    draws: int = 5,
+    size: tuple[int, int] = (120, 160),
+    square: int = 20,
+    agree: float = 0.9,
+    seed: int = 0,
+) -> bool:
+    """Check a learner's augmentation on a painted checkerboard; print one verdict line.
+
+    Args:
+        augment: `augment(image, mask) -> (x, y)`, with `image` uint8 (H, W, 3) and `mask`
+            uint8 (H, W) as on disk, `x` a float image tensor (3, h, w) (normalised or not)
+            and `y` an integer mask (h, w); e.g. `apply_transform` of an Albumentations
+            pipeline.
+        draws: how many random draws to try.
+        size, square: the checkerboard's size and the side of its squares, in pixels.
+        agree: the share of labelled pixels whose brightness must match their class
+            (pixels on a square's edge are blended by the image's interpolation, so not 1).
+        seed: torch's generator is seeded with it inside `torch.random.fork_rng` (seglib's
+            pipelines draw from it through `apply_transform`; others use their own).
+
+    Returns:
+        True when every draw keeps image and mask together, with only the classes 1, 2
+        and 255 in the mask, and at least one draw uncovers pixels (then marked 255);
+        False otherwise, or when `augment` raises `NotImplementedError`.
+    """
+    name = _name(augment)
+    image, mask = _checkerboard(size, square)
+    uncovered, agreements = [], []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for draw in range(1, draws + 1):
+            try:
+                x, y = augment(image.copy(), mask.copy())
+            except NotImplementedError:
+                print(f"… {name} is not implemented yet: write its body, then run this "
+                      "cell again")
+                return False
+            x, y = torch.as_tensor(x).float(), torch.as_tensor(y).long()
+            if x.ndim != 3 or x.shape[0] != 3 or y.shape != x.shape[1:]:
+                print(f"✗ {name}: expected an image (3, h, w) and a mask (h, w), got "
+                      f"{tuple(x.shape)} and {tuple(y.shape)}")
+                return False
+            values = set(y.unique().tolist())
+            if not values <= {1, 2, IGNORE}:
+                wrong = sorted(values - {1, 2, IGNORE})
+                why = ("uncovered pixels became class 0: fill the mask with 255"
+                       if wrong == [0] else "the mask was interpolated or filled with a "
+                       "class: use nearest-neighbour and fill 255")  # fmt: skip
+                shown = ", ".join(map(str, wrong[:5])) + (", ..." if len(wrong) > 5 else "")
+                print(f"✗ {name}, draw {draw}: mask values {shown} appear, which the mask "
+                      f"never had; {why}")
+                return False
+            labelled = y != IGNORE
+            if not labelled.any():
+                print(f"✗ {name}, draw {draw}: every pixel of the mask is 255")
+                return False
+            brightness = x.mean(0)  # (h, w); normalisation keeps the order of values
+            lo, hi = brightness[labelled].min(), brightness[labelled].max()
+            bright = brightness > (lo + hi) / 2
+            share = ((bright == (y == 1)) & labelled).sum() / labelled.sum()
+            agreements.append(float(share))
+            if share < agree:
+                print(f"✗ {name}, draw {draw}: image and mask disagree on "
+                      f"{1 - share:.0%} of the labelled pixels: they did not move together")
+                return False
+            uncovered.append(float((~labelled).float().mean()))
+    if max(uncovered) == 0:
+        print(f"✗ {name}: no draw uncovered a pixel (255 in the mask): is the transform "
+              "applied (p=1), and does it move the image?")
+        return False
+    print(f"✓ {name} keeps image and mask together on {draws} random draws "
+          f"({min(agreements):.0%} or more of the labelled pixels agree); uncovered pixels "
+          f"are 255 ({np.mean(uncovered):.1%} of the frame on average)")
     return True

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from seglib.exercises import check, random_size
+from seglib.exercises import check, check_augmentation, random_size
 from seglib.models import attention
 
 
@@ -103,3 +103,69 @@ def test_make_args_draws_inputs_whose_shapes_agree(capsys):
 def test_nan_where_seglib_has_a_number_is_reported(capsys):
     assert not check(lambda x: x / 0 * 0, lambda x: x, torch.ones(2, 3))
     assert "NaN in one result but not the other at 6 of 6 entries" in capsys.readouterr().out
+
+
+# check_augmentation: a random transform is checked for what every correct one must do
+
+def _rotation(fill_mask=255, move_mask=True, mask_interpolation=None):
+    """An augment(image, mask) rotating by 8 to 10 degrees (either way) with Albumentations."""
+    import albumentations as A
+    import cv2
+    from albumentations.pytorch import ToTensorV2
+
+    from seglib.data import apply_transform
+
+    kw = {} if mask_interpolation is None else {"mask_interpolation": mask_interpolation}
+    rotate = A.Compose([
+        A.Rotate(limit=(8, 10), border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=fill_mask,
+                 p=1.0, **kw),
+        A.Normalize(),
+        ToTensorV2(),
+    ], seed=0)
+
+    def augment(image, mask):
+        x, y = apply_transform(rotate, image, mask)
+        return (x, y) if move_mask else (x, torch.as_tensor(mask).long())
+
+    return augment
+
+
+def test_a_correct_rotation_passes_and_reports_the_uncovered_pixels(capsys):
+    assert check_augmentation(_rotation(), draws=3)
+    out = capsys.readouterr().out
+    assert out.startswith("✓ augment keeps image and mask together on 3 random draws")
+    assert "uncovered pixels are 255" in out
+
+
+def test_an_image_moved_without_its_mask_fails(capsys):
+    assert not check_augmentation(_rotation(move_mask=False), draws=3)
+    assert "image and mask disagree" in capsys.readouterr().out
+
+
+def test_uncovered_pixels_filled_with_a_class_fail(capsys):
+    assert not check_augmentation(_rotation(fill_mask=0), draws=3)
+    assert "uncovered pixels became class 0: fill the mask with 255" in capsys.readouterr().out
+
+
+def test_an_interpolated_mask_fails(capsys):
+    import cv2
+
+    assert not check_augmentation(_rotation(mask_interpolation=cv2.INTER_LINEAR), draws=3)
+    out = capsys.readouterr().out
+    assert "the mask was interpolated" in out and ", ..." in out  # a long list is cut
+
+
+def test_a_transform_that_moves_nothing_fails(capsys):
+    def same(image, mask):
+        return torch.as_tensor(image).permute(2, 0, 1).float(), torch.as_tensor(mask).long()
+
+    assert not check_augmentation(same, draws=2)
+    assert "no draw uncovered a pixel" in capsys.readouterr().out
+
+
+def test_an_augmentation_stub_is_not_implemented_yet(capsys):
+    def my_rotate(image, mask):
+        raise NotImplementedError
+
+    assert check_augmentation(my_rotate) is False
+    assert "my_rotate is not implemented yet" in capsys.readouterr().out
