@@ -15,11 +15,13 @@ The defaults are a quick CPU recipe on the synthetic street scenes (see
 that `--data synthetic` leaves unused is named in a printed line). Everything lands in
 `--out`: `metrics.csv`, `last.pt`, `best.pt`. A fresh run never replaces an earlier run
 in `--out`: it stops with an error unless `--resume` (continue it; on a folder without
-a run yet this starts one) or `--overwrite` (replace it) is given. Errors are one line
-`error: ...` on stderr with exit status 2 (`seglib.cli`). The training loop itself is
-`seglib.engine.trainer.fit`, which notebooks call directly; the model and data
-factories are `seglib.models.build_model` and `seglib.engine.builders`. Taught in
-`notebooks/06_training.ipynb`.
+a run yet this starts one) or `--overwrite` (replace it) is given, and a second run into
+a folder that a run is training into stops at once, naming that run's pid. Errors are
+one line `error: ...` on stderr with exit status 2 (`seglib.cli`); Ctrl-C or SIGTERM
+ends with `interrupted after epoch N; continue with --resume` (exit status 130 / 143).
+The training loop itself is `seglib.engine.trainer.fit`, which notebooks call
+directly; the model and data factories are `seglib.models.build_model` and
+`seglib.engine.builders`. Taught in `notebooks/06_training.ipynb`.
 """
 
 from __future__ import annotations
@@ -172,6 +174,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     if args.data_dir is not None and args.data is None and config.data == "synthetic":
         given["data"] = "camvid"  # the README's order: a path you pass comes first
     config = config.replace(sync_bn=args.sync_bn, **given)
+    config.check_crop()
     if args.out is None:
         args.out = str(runs_root() / (args.recipe or "quick"))
     return config, args
