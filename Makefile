@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.seglib-installed
 D2L    := d2l==1.0.3
 
-.PHONY: lab test unit notebooks notebooks-gpu-branch lint bench browser browser-check train camvid-cpu camvid-ablation clean
+.PHONY: lab test unit notebooks notebooks-gpu-branch lint bench browser browser-check train camvid-cpu camvid-ablation prose-numbers clean
 
 # Rebuilt only when pyproject.toml changes, so a second `make test` starts at once.
 $(STAMP): pyproject.toml
@@ -28,6 +28,11 @@ lab: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# Every number in a notebook's prose is printed by one of its cells, read from a committed
+# results file it loads, or allow-listed with its reason (tools/prose_numbers_allowed.toml)
+prose-numbers: $(STAMP)
+	$(BIN)/python tools/check_numbers.py
 
 # The browser test (JupyterLab in headless Chromium) has its own target, below.
 unit: $(STAMP)
@@ -49,7 +54,7 @@ notebooks-gpu-branch: $(STAMP)
 # Unit tests and notebooks in one pytest run would also work; two runs keep the
 # failures of each apart. pytest's exit code 5 (nothing collected) fails the target.
 # The browser test skips, saying why, where no chromium can be had.
-test: lint unit browser-check notebooks notebooks-gpu-branch
+test: lint prose-numbers unit browser-check notebooks notebooks-gpu-branch
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/attention.py --compile
