@@ -54,7 +54,7 @@ def test_cli_resume_refuses_another_model(run, tmp_path):
     (tmp_path / "last.pt").write_bytes((out / "last.pt").read_bytes())
     with pytest.raises(ValueError, match="different model"):
         train_cli.main([*TINY, "--model", "refinenet", "--features", "16", "--epochs", "2",
-                        "--out", str(tmp_path), "--resume"])  # fmt: skip
+                        "--crop", "64x64", "--out", str(tmp_path), "--resume"])  # fmt: skip
 
 
 def test_evaluate_cli_prints_per_class_table(run, capsys):

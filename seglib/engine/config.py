@@ -120,14 +120,6 @@ class TrainConfig:
             if len(tuple(self.crop)) != 2:
                 raise ValueError(f"crop must be (h, w), got {self.crop}")
             self.crop = (int(self.crop[0]), int(self.crop[1]))
-            side = min_input_side(self.model, self.output_stride)
-            if side is not None and min(self.crop) < side:
-                h, w = self.crop
-                raise ValueError(
-                    f"crop (--crop) {h}x{w} is too small for {self.model} at output stride "
-                    f"{side // 2}: use at least {side}x{side}, so that its deepest feature map "
-                    "keeps 2x2 pixels"
-                )
         if self.scale is not None:
             lo, hi = (float(v) for v in self.scale)
             if not 0 < lo <= hi:
@@ -153,6 +145,20 @@ class TrainConfig:
             self.synthetic_size = (int(self.synthetic_size[0]), int(self.synthetic_size[1]))
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+
+    def check_crop(self) -> None:
+        """Raise a ValueError naming `--crop` if the crop is below `min_input_side`.
+
+        Checked by `fit` and the command line before any work, not when a config is
+        built, so that the checkpoint of an older run still loads."""
+        side = min_input_side(self.model, self.output_stride)
+        if self.crop is not None and side is not None and min(self.crop) < side:
+            h, w = self.crop
+            raise ValueError(
+                f"crop (--crop) {h}x{w} is too small for {self.model} at output stride "
+                f"{side // 2}: use at least {side}x{side}, so that its deepest feature map "
+                "keeps 2x2 pixels"
+            )
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with some fields changed; unknown names are an error."""

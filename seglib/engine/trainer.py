@@ -237,14 +237,16 @@ def fit(
         NonFiniteLossError: the loss became NaN/inf (the checkpoints on disk stay good).
         TrainingInterrupted: a KeyboardInterrupt, re-raised with the last epoch saved.
         ValueError: resuming from a checkpoint written for another model, an
-            unreadable checkpoint, both `resume` and `overwrite`, an empty `out`, or
-            data without a single labelled (non-void) pixel.
+            unreadable checkpoint, both `resume` and `overwrite`, an empty `out`, a
+            crop too small for the model (`TrainConfig.check_crop`), or data without
+            a single labelled (non-void) pixel.
         RunLockedError: another run is training into `out` (its pid is named).
         RunExistsError: a fresh run into a folder holding a run (see
             `seglib.engine.run_folder`); NotADirectoryError / PermissionError: `out`
             is a file or not writable.
     """
     config = (config or TrainConfig()).replace(**overrides)
+    config.check_crop()
     if out is not None and not str(out).strip():  # Path("") would be the working folder
         raise ValueError("out is an empty path: name a folder for the run, e.g. runs/quick")
     out = Path(out).expanduser() if out is not None else None  # as pandas reads "~"
