@@ -1,7 +1,7 @@
 """
 # What the criss-cross attention buys on CamVid: seeds, a knockout, and gamma over training
 
-The CPU recipe (`--recipe camvid-cpu`) on a **short schedule** (`--epochs`, default 12 of
+The CPU recipe (`--recipe camvid-cpu`) on a **short schedule** (`--epochs`, default 10 of
 the recipe's 60, the poly schedule compressed to fit) with and without attention, over
 several seeds, so that the difference between R = 2 and R = 0 can be read beside its
 spread. For every R = 2 run it also records, per epoch, the attention's gate $\\gamma$
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["r2", "r0"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=12, help="short schedule (default 12)")
+    p.add_argument("--epochs", type=int, default=10, help="short schedule (default 10)")
     p.add_argument("--threads", type=int, help="torch threads (two runs side by side: 1)")
     p.add_argument("--no-train", action="store_true", help="only score what exists")
     p.add_argument("--no-score", action="store_true", help="only train")
