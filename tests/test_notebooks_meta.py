@@ -22,8 +22,8 @@ def _source(cell: dict) -> str:
     return "".join(cell["source"])
 
 
-def test_there_are_eight_notebooks():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08"]
+def test_there_are_nine_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -52,3 +52,13 @@ def test_stored_executed_without_errors_and_small(path):
         for mime, data in o.get("data", {}).items():
             if mime.startswith("image/") and mime != "image/svg+xml":
                 assert len("".join(data)) < MAX_IMAGE_BYTES, f"a {mime} output is too large"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_notebook_is_one_sitting(path):
+    """About 40 cells and 2,500 words of prose at most, no markdown cell past ~400 words."""
+    cells = _cells(path)
+    words = [len(_source(c).split()) for c in cells if c["cell_type"] == "markdown"]
+    assert len(cells) <= 40, f"{len(cells)} cells"
+    assert sum(words) <= 2500, f"{sum(words)} words of prose"
+    assert max(words) <= 430, f"a markdown cell of {max(words)} words"
