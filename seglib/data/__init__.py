@@ -10,6 +10,7 @@ Bottom layer of seglib, beside `seglib.models` (neither imports the other).
 | `dataset.py` | what CamVid and the synthetic scenes share (item format, repr) |
 | `camvid.py` | CamVid in the SegNet or the 32-class colour layout |
 | `synthetic.py` | procedural street scenes: the no-download fallback |
+| `long_range.py` | a cue far from the objects it labels: where attention must work (03) |
 | `statistics.py` | class frequencies and median-frequency loss weights |
 | `download.py` | fetch and extract the SegNet CamVid archive |
 | `source.py` | which data: CamVid when it is there, else the synthetic scenes |
@@ -21,6 +22,7 @@ from seglib.data.classes import CLASSES, NUM_CLASSES, PALETTE
 from seglib.data.download import DEFAULT_URL, has_segnet_layout
 from seglib.data.download import download as download_camvid
 from seglib.data.ensure import ensure_camvid
+from seglib.data.long_range import LongRangeTask
 from seglib.data.source import DataChoice, find_camvid, pick_datasets
 from seglib.data.statistics import class_frequencies, class_weights
 from seglib.data.synthetic import SyntheticStreets
@@ -43,6 +45,7 @@ __all__ = [
     "STD",
     "CamVid",
     "DataChoice",
+    "LongRangeTask",
     "SyntheticStreets",
     "apply_transform",
     "class_frequencies",
