@@ -110,6 +110,9 @@ def score(variant: str, seed: int, epochs: int) -> list[dict]:
         return []
     model, config = load_model(out / "best.pt", device="cpu")
     metrics = pd.read_csv(out / "metrics.csv")
+    if metrics["epoch"].max() < config.epochs:  # a run still training is scored when done
+        print(f"{variant} s{seed}: {metrics['epoch'].max()} of {config.epochs} epochs, not scored")
+        return []
     knockouts = KNOCKOUTS if config.recurrence == 2 else {"none": None}
     rows = []
     for split in ("val", "test"):
@@ -129,7 +132,7 @@ def score(variant: str, seed: int, epochs: int) -> list[dict]:
                    "epochs": int(metrics["epoch"].max()), "planned_epochs": config.epochs,
                    "split": split, "knockout": name, "miou": res["miou"],
                    "pixel_acc": res["pixel_acc"],
-                   "gamma": float(model.head.cca.gamma) if config.recurrence else float("nan"),
+                   "gamma": model.head.cca.gamma.item() if config.recurrence else float("nan"),
                    "train_minutes": metrics["seconds"].sum() / 60, **stats}  # fmt: skip
             row.update({f"iou_{c}": float(v) for c, v in zip(choice.classes, res["iou"].tolist())})
             rows.append(row)
