@@ -171,6 +171,31 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
             .agg(["mean", "std", "count"]).reset_index())  # fmt: skip
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """One row per variant: val and test mIoU (mean +- std over seeds, in points), the test
+    drop with both passes knocked out, and the gate gamma at the end (mean)."""
+
+    def pm(values: pd.Series) -> str:
+        values = 100 * values.dropna()
+        if values.empty:
+            return ""
+        spread = f" +- {values.std():.1f}" if len(values) > 1 else ""
+        return f"{values.mean():.1f}{spread}"
+
+    lines = ["| variant | seeds | val mIoU | test mIoU | test drop, both passes out | gamma |",
+             "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    intact = table[table["knockout"] == "none"]
+    for variant, rows in intact.groupby("variant", sort=False):
+        val, test = (rows[rows["split"] == s].set_index("seed")["miou"] for s in ("val", "test"))
+        both = table[(table["variant"] == variant) & (table["knockout"] == "both")
+                     & (table["split"] == "test")].set_index("seed")["miou"]  # fmt: skip
+        drop = pm(test - both) if len(both) else ""
+        gamma = rows["gamma"].dropna()
+        shown = f"{gamma.mean():.4f}" if len(gamma) else ""
+        lines.append(f"| {variant} | {len(test)} | {pm(val)} | {pm(test)} | {drop} | {shown} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["r2", "r0"])
@@ -202,6 +227,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         table.sort_values(["variant", "seed", "split", "knockout"]).to_csv(
             TABLE, index=False, float_format="%.4f")
         print(summary(table).to_string(index=False, float_format="%.4f"))
+        print(markdown(table))
     logs = [pd.read_csv(f) for f in sorted((runs_root() / "attention-seeds").glob("*/gamma.csv"))]
     if logs:
         pd.concat(logs, ignore_index=True).to_csv(GAMMA, index=False, float_format="%.6g")
