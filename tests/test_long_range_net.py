@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seglib.data import LongRangeTask
-from seglib.engine.long_range import region_accuracy
+from seglib.engine.long_range import region_accuracy, train_long_range
 from seglib.models import LongRangeNet, RCCAModule
 from seglib.models.long_range_net import RECEPTIVE_FIELD
 from seglib.viz import rcca_attention
@@ -101,3 +101,16 @@ def test_region_accuracy_counts_each_region():
     assert acc["far"] == pytest.approx(float(far_right))
     wrong = (far & (masks != 2)).sum()
     assert acc["overall"] == pytest.approx(1 - float(wrong) / masks.numel())
+
+
+def test_training_steps_and_a_faster_gate():
+    images, masks, _ = LongRangeTask(4, seed=2).tensors()
+    losses = []
+    slow = train_long_range(1, (images, masks), seed=0, steps=3, batch_size=2,
+                            callback=lambda step, loss: losses.append((step, loss)))  # fmt: skip
+    fast = train_long_range(1, (images, masks), seed=0, steps=3, batch_size=2, gamma_lr_mult=10)
+    assert [s for s, _ in losses] == [0, 1, 2] and all(0 < v < 10 for _, v in losses)
+    assert not slow.training
+    # same seed, same batches: only the gate's step size differs (Adam: about lr per step)
+    g_slow, g_fast = (abs(n.head.cca.gamma.item()) for n in (slow, fast))
+    assert 0 < g_slow < g_fast

@@ -68,10 +68,11 @@ def train_long_range(
     steps: int = 1500,
     batch_size: int = 32,
     lr: float = 3e-3,
+    gamma_lr_mult: float = 1.0,
     callback: Callable[[int, float], None] | None = None,
     **net_kwargs,
 ) -> LongRangeNet:
-    """Train a `LongRangeNet` with `recurrence` attention passes on `data`.
+    r"""Train a `LongRangeNet` with `recurrence` attention passes on `data`.
 
     Args:
         recurrence: R (0, 1 or 2).
@@ -79,6 +80,9 @@ def train_long_range(
         seed: seeds the network's initialisation and the order of the batches.
         steps, batch_size, lr: Adam steps of `batch_size` images drawn at random, the
             learning rate decaying as $(1 - t/T)^{0.9}$ (the poly schedule of CCNet).
+        gamma_lr_mult: the attention gate $\gamma$ learns this many times faster. It
+            starts at 0, and what the second pass carries from the first grows like
+            $\gamma^2$: a faster gate lets the far objects find the cue sooner.
         callback: called as `callback(step, loss)` after every step (e.g. to plot).
         net_kwargs: passed to `LongRangeNet` (width, reduction).
 
@@ -88,7 +92,9 @@ def train_long_range(
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = LongRangeNet(num_classes=4, recurrence=recurrence, **net_kwargs)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    gate = [net.head.cca.gamma]
+    rest = [q for q in net.parameters() if q is not gate[0]]
+    opt = torch.optim.Adam([{"params": rest}, {"params": gate, "lr": lr * gamma_lr_mult}], lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: (1 - t / steps) ** 0.9)
     weight = torch.tensor(LOSS_WEIGHTS)
     net.train()
