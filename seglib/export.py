@@ -25,7 +25,7 @@ Command line::
 An existing `--out` file is kept unless `--overwrite` is given; `--out`, and the
 checkpoint, are checked before the (half-minute) export starts.
 
-Used in `notebooks/07_evaluation.ipynb` ("In practice").
+Its exercise is in `notebooks/07_evaluation.ipynb`.
 """
 
 from __future__ import annotations

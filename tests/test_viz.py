@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from matplotlib.contour import ContourSet
@@ -182,37 +181,3 @@ def test_attention_map_marks_the_uniform_level_and_outlines_the_cells_above_it()
     _, ax = plt.subplots()
     plot_attention_map(image, torch.full((6, 8), 1 / 48), (0, 0), ax=ax, level=1 / 48)
     assert "1/48" in ax.images[-1].colorbar.ax.get_ylabel()
-
-
-def test_class_iou_comparison_draws_each_runs_iou_as_a_bar():
-    from seglib.viz import plot_class_iou_comparison
-
-    classes = ["Sky", "Pole", "Car"]
-    table = pd.DataFrame(
-        [
-            {"run": "ccnet-r0", "test_miou": 0.3, "iou_Sky": 0.8, "iou_Pole": 0.0, "iou_Car": 0.1},
-            {"run": "ccnet-r2", "test_miou": 0.4, "iou_Sky": 0.9, "iou_Pole": 0.1, "iou_Car": 0.2},
-        ]
-    )
-    ax = plot_class_iou_comparison(table, classes, runs=["ccnet-r2", "ccnet-r0"])
-    heights = [round(p.get_height(), 6) for p in ax.patches]
-    assert heights == [0.9, 0.1, 0.2, 0.8, 0.0, 0.1]  # run by run, in the order asked
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["ccnet-r2 (40.0)", "ccnet-r0 (30.0)"]
-    assert [t.get_text() for t in ax.get_xticklabels()] == classes
-    with pytest.raises(KeyError, match="refinenet"):
-        plot_class_iou_comparison(table, classes, runs=["refinenet"])
-    with pytest.raises(KeyError, match="iou_Road"):
-        plot_class_iou_comparison(table, ["Road"])
-
-
-def test_val_curves_one_line_per_run():
-    from seglib.viz import plot_val_curves
-
-    curves = {
-        "a": pd.DataFrame({"epoch": [1, 2, 3], "val_miou": [0.1, 0.2, 0.3]}),
-        "b": pd.DataFrame({"epoch": [1, 2], "val_miou": [0.15, 0.25]}),
-    }
-    ax = plot_val_curves(curves)
-    assert [line.get_label() for line in ax.lines] == ["a", "b"]
-    np.testing.assert_allclose(ax.lines[1].get_ydata(), [0.15, 0.25])

@@ -8,12 +8,10 @@ Top of the library beside the command lines: draws only, never trains.
 | `masks.py` | colour a label map, overlay it, image / prediction / label grids, legend, bars |
 | `attention.py` | where one query pixel looks |
 | `explorer.py` | RCCA's two passes and their composition, for any query pixel (ipywidgets) |
-| `comparison.py` | trained runs side by side: per-class IoU bars, validation curves |
 | `diagrams.py` | architecture diagrams drawn with matplotlib (`seglib.viz.diagrams`) |
 """
 
 from seglib.viz.attention import plot_attention_map
-from seglib.viz.comparison import plot_class_iou_comparison, plot_val_curves
 from seglib.viz.explorer import AttentionExplorer, maps_for_pixel, plot_rcca_maps, rcca_attention
 from seglib.viz.masks import (
     colorize,
@@ -32,8 +30,6 @@ __all__ = [
     "palette_legend",
     "plot_attention_map",
     "plot_class_frequencies",
-    "plot_class_iou_comparison",
-    "plot_val_curves",
     "maps_for_pixel",
     "plot_rcca_maps",
     "rcca_attention",

@@ -31,7 +31,7 @@ composed map, which covers every pixel. Each colour bar carries it as a dashed l
 the cells above it are outlined, and each panel's title says how many times the level
 the largest weight is (about 1x: the map is close to uniform, it attends to nothing).
 
-Used in notebook `07_evaluation.ipynb`.
+Used in notebooks `02_criss_cross_attention.ipynb` (the maps) and `08_attention.ipynb`.
 """
 
 from __future__ import annotations
