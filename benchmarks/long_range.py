@@ -70,7 +70,8 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     ax.set_ylabel("test pixel accuracy (%)")
     ax.set_ylim(0, 105)
     ax.legend(fontsize=8, loc="lower left")
-    ax.set_title(f"long-range cue task, mean +- std over {table.seed.nunique()} seeds",
+    ax.set_title(f"long-range cue task, {table.steps.iloc[0]} steps, mean +- std over "
+                 f"{table.seed.nunique()} seeds",
                  fontsize=9)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=100)
