@@ -14,9 +14,7 @@ accuracy separately on
 Prints mean +- std over the seeds and writes
 
 - `benchmarks/results/long_range.csv`: one row per (R, seed),
-- `benchmarks/results/long_range.png`: bars with error bars (std over seeds),
-- `benchmarks/results/long_range.pt`: the weights of seed 0's R = 2 network
-  (notebook 03 draws its attention maps).
+- `benchmarks/results/long_range.png`: bars with error bars (std over seeds).
 
     python benchmarks/long_range.py --recurrence 0 1 2 --seeds 0 1 2 --threads 1
 
@@ -134,8 +132,6 @@ def run_all(args: argparse.Namespace) -> None:
                       "steps": args.steps, "train_s": round(seconds, 1)}, args.out)  # fmt: skip
             print(f"R = {r} seed {seed}: " + ", ".join(f"{k} {acc[k]:.3f}" for k in COLUMNS)
                   + f", gamma {gamma:.3f}, {seconds:.0f} s", flush=True)  # fmt: skip
-            if r == 2 and seed == 0:
-                torch.save(net.state_dict(), args.out.with_suffix(".pt"))
 
 
 if __name__ == "__main__":

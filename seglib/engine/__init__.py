@@ -19,6 +19,7 @@ Middle layer: imports `seglib.models` and `seglib.data`, never the command lines
 | `trainer.py` | `fit`: the training loop with poly LR, AMP, checkpoints, resume, DDP |
 | `memory.py` | bytes autograd keeps for backward (notebooks 02, 08, benchmarks) |
 | `storage.py` | runs on Google Drive on Colab, so that `resume` outlives the VM |
+| `long_range.py` | training and per-region accuracy on the long-range cue task (notebook 03) |
 """
 
 from seglib.engine.builders import build_datasets, build_loaders
