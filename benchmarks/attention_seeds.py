@@ -173,7 +173,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(table: pd.DataFrame) -> str:
     """One row per variant: val and test mIoU (mean +- std over seeds, in points), the test
-    drop with both passes knocked out, and the gate gamma at the end (mean)."""
+    drop with both passes knocked out, and the gate gamma of each seed's best checkpoint."""
 
     def pm(values: pd.Series) -> str:
         values = 100 * values.dropna()
@@ -182,7 +182,7 @@ def markdown(table: pd.DataFrame) -> str:
         spread = f" +- {values.std():.1f}" if len(values) > 1 else ""
         return f"{values.mean():.1f}{spread}"
 
-    lines = ["| variant | seeds | val mIoU | test mIoU | test drop, both passes out | gamma |",
+    lines = ["| variant | seeds | val mIoU | test mIoU | test drop, both out | gamma by seed |",
              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     intact = table[table["knockout"] == "none"]
     for variant, rows in intact.groupby("variant", sort=False):
@@ -190,8 +190,7 @@ def markdown(table: pd.DataFrame) -> str:
         both = table[(table["variant"] == variant) & (table["knockout"] == "both")
                      & (table["split"] == "test")].set_index("seed")["miou"]  # fmt: skip
         drop = pm(test - both) if len(both) else ""
-        gamma = rows["gamma"].dropna()
-        shown = f"{gamma.mean():.4f}" if len(gamma) else ""
+        shown = ", ".join(f"{g:.3f}" for g in rows.drop_duplicates("seed")["gamma"].dropna())
         lines.append(f"| {variant} | {len(test)} | {pm(val)} | {pm(test)} | {drop} | {shown} |")
     return "\n".join(lines)
 
