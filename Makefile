@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.seglib-installed
 D2L    := d2l==1.0.3
 
-.PHONY: lab test unit notebooks notebooks-gpu-branch lint bench browser browser-check train camvid-cpu camvid-ablation prose-numbers clean
+.PHONY: lab test unit notebooks notebooks-gpu-branch lint bench browser browser-check train camvid-cpu camvid-ablation prose-numbers attention-seeds clean
 
 # Rebuilt only when pyproject.toml changes, so a second `make test` starts at once.
 $(STAMP): pyproject.toml
@@ -49,7 +49,7 @@ notebooks-gpu-branch: $(STAMP)
 	rm -rf $(TINY_RUNS)
 	SEGLIB_MODE=gpu SEGLIB_TINY=1 SEGLIB_RUNS=$(TINY_RUNS) $(BIN)/python -m pytest \
 		--nbval-lax --nbval-current-env -p no:cacheprovider \
-		notebooks/06_training.ipynb notebooks/07_evaluation.ipynb
+		notebooks/06_training.ipynb notebooks/07_evaluation.ipynb notebooks/08_attention.ipynb
 
 # Unit tests and notebooks in one pytest run would also work; two runs keep the
 # failures of each apart. pytest's exit code 5 (nothing collected) fails the target.
@@ -88,6 +88,14 @@ camvid-cpu: $(STAMP)
 # table and curves in benchmarks/results/
 camvid-ablation: $(STAMP)
 	$(BIN)/python benchmarks/camvid_cpu.py
+
+# What the attention buys (notebook 08): the CPU recipe with R = 2 and R = 0, seeds 0, 1, 2,
+# on a 10-epoch schedule, each R = 2 run knocked out and its gate logged, and one run of
+# the gate remedy; seven runs of 20-30 minutes each on two cores (interrupt any time: the
+# same command resumes), then the tables in benchmarks/results/attention_seeds*.csv
+attention-seeds: $(STAMP)
+	$(BIN)/python benchmarks/attention_seeds.py --variants r2 r0 --seeds 0 1 2
+	$(BIN)/python benchmarks/attention_seeds.py --variants r2-gate --seeds 0
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

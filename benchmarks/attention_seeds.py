@@ -31,6 +31,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
@@ -176,11 +177,12 @@ def markdown(table: pd.DataFrame) -> str:
     drop with both passes knocked out, and the gate gamma of each seed's best checkpoint."""
 
     def pm(values: pd.Series) -> str:
-        values = 100 * values.dropna()
+        values = values.dropna()
         if values.empty:
             return ""
-        spread = f" +- {values.std():.1f}" if len(values) > 1 else ""
-        return f"{values.mean():.1f}{spread}"
+        # mean, then points, then pandas' rounding: the digits notebook 08's tables print
+        spread = f" +- {np.round(100 * values.std(), 1):.1f}" if len(values) > 1 else ""
+        return f"{np.round(100 * values.mean(), 1):.1f}{spread}"
 
     lines = ["| variant | seeds | val mIoU | test mIoU | test drop, both out | gamma by seed |",
              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
