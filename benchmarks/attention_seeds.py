@@ -142,27 +142,18 @@ def score(variant: str, seed: int, epochs: int) -> list[dict]:
 
 
 def attention_statistics(model: torch.nn.Module, dataset, scale: float, frames: int = 24) -> dict:
-    """Per pass, over the first `frames` images: the attention's share of the features,
-    ||gamma CCA(x)|| / ||x||, and the entropy of its weights as a fraction of the uniform
-    distribution's log(h + w - 1) (1.0: the map is uniform, it attends to nothing)."""
-    shares: list[list[float]] = [[], []]
-    entropies: list[list[float]] = [[], []]
+    """Per pass, averaged over the first `frames` images: the attention's share of the
+    features and its entropy as a fraction of the uniform one (`rcca_attention`)."""
+    records = []
     for i in range(min(frames, len(dataset))):
         image = dataset[i][0][None]  # (1, 3, H, W)
         image = torch.nn.functional.interpolate(image, scale_factor=scale, mode="bilinear",
                                                 align_corners=False)  # fmt: skip
-        att = rcca_attention(model, image)
-        h, w = att["size"]
-        for r, (weights, share) in enumerate(zip(att["weights"], att["shares"])):
-            p = weights.double().clamp_min(1e-30)  # (h, w, h + w - 1)
-            entropy = -(p * p.log()).sum(-1).mean() / torch.log(torch.tensor(h + w - 1.0))
-            shares[r].append(share)
-            entropies[r].append(float(entropy))
+        records.append(rcca_attention(model, image))
     out = {}
-    for r in range(2):
-        if shares[r]:
-            out[f"share_pass{r + 1}"] = sum(shares[r]) / len(shares[r])
-            out[f"entropy_pass{r + 1}"] = sum(entropies[r]) / len(entropies[r])
+    for r in range(records[0]["recurrence"] if records else 0):
+        out[f"share_pass{r + 1}"] = float(np.mean([a["shares"][r] for a in records]))
+        out[f"entropy_pass{r + 1}"] = float(np.mean([a["entropies"][r] for a in records]))
     return out
 
 

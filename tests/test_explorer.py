@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -215,3 +216,20 @@ def test_explorer_listens_to_clicks_when_ipyevents_is_installed():
     explorer = AttentionExplorer(tiny_ccnet(), torch.randn(1, 3, 64, 64), click=True)
     assert explorer.widget is not None
     assert explorer._events is not None and explorer._events.watched_events == ["click"]
+
+
+def test_entropies_are_each_passs_mean_entropy_over_the_uniform_one(net64):
+    """From the dense masked softmax (scipy's entropy of each row's cross), not the module."""
+    from scipy.stats import entropy
+
+    net, image, att = net64
+    cca = net.head.cca
+    x = net.head.conva(net.backbone(image)[-1])  # (1, C, 8, 8): pass 1's input
+    cross = criss_cross_mask(8, 8)  # (64, 64)
+    for recorded in att["entropies"]:
+        rows = dense_attention(cca, x).detach().numpy()  # (64, 64), zero off each cross
+        each = [entropy(rows[u][cross[u].numpy()]) for u in range(64)]
+        assert recorded == pytest.approx(np.mean(each) / np.log(8 + 8 - 1), rel=1e-9)
+        v = cca.value_conv(x).flatten(2)[0]  # (C, hw)
+        x = (x + (att["gamma"] * (v @ dense_attention(cca, x).T)).reshape(x.shape)).detach()
+    assert 0 < min(att["entropies"]) <= max(att["entropies"]) < 1

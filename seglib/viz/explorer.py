@@ -37,6 +37,7 @@ Used in notebooks `02_criss_cross_attention.ipynb` (the maps) and `08_attention.
 from __future__ import annotations
 
 import io
+import math
 import sys
 from typing import Any
 
@@ -94,7 +95,9 @@ def rcca_attention(model_or_rcca: nn.Module, image: Tensor) -> dict[str, Any]:
         `"size"`: the feature size (h, w), `"gamma"`: the shared gate as a float,
         `"recurrence"`: R, `"shares"`: list of R floats, how much each pass adds to its
         input, ||gamma * CCA(x)|| / ||x|| (a small share: the network leans on its
-        convolutions more than on the attention).
+        convolutions more than on the attention), `"entropies"`: list of R floats, each
+        pass's entropy averaged over the pixels, as a fraction of the uniform
+        distribution's log(h + w - 1) (1.0: the pass attends to nothing in particular).
 
     The model runs in eval mode (batch norm with running statistics, as at test time)
     and is put back into its previous mode afterwards; no gradients are kept.
@@ -122,12 +125,18 @@ def rcca_attention(model_or_rcca: nn.Module, image: Tensor) -> dict[str, Any]:
     finally:
         model_or_rcca.train(was_training)
     h, w = out.shape[-2:]
+    uniform = math.log(h + w - 1) if h + w > 2 else 1.0  # a 1x1 map: one position
+    entropies = [
+        float(-(a.double() * a.double().clamp_min(1e-300).log()).sum(-1).mean() / uniform)
+        for a in weights  # (h, w, h + w - 1) each
+    ]
     return {
         "weights": weights,
         "size": (int(h), int(w)),
         "gamma": float(head.cca.gamma),
         "recurrence": head.recurrence,
         "shares": shares,
+        "entropies": entropies,
     }
 
 
