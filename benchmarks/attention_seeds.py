@@ -61,6 +61,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # a remedy for a gate that stays shut: gamma learns 10x faster (R = 0, which has no
     # gamma, is the same network as for "r2", so its runs serve both comparisons)
     "r2-gate": {"gamma_lr_mult": 10.0},
+    # where the attention sits: without the stride-4 decoder nothing goes around the head,
+    # so the classifier sees only what the attention's output carries (stride 16)
+    "r2-nodec": {"decoder": False},
+    "r0-nodec": {"recurrence": 0, "decoder": False},
 }
 # One module is shared by both passes, so removing the first or the second pass leaves
 # the same network (the attention applied once): one knockout stands for both
