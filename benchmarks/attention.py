@@ -44,7 +44,7 @@ import torch
 from _memory import reset_peak_rss, status_kb
 from torch import Tensor, nn
 
-from seglib.engine.memory import saved_for_backward_bytes
+from seglib.course.saved_bytes import saved_for_backward_bytes
 from seglib.models.attention import CrissCrossAttention, criss_cross_mask, dense_masked_attention
 
 __all__ = ["ArticleBmmAttention", "DenseAttention", "build", "analytic_gflop"]

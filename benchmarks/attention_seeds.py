@@ -38,17 +38,16 @@ from torch.utils.data import DataLoader
 
 from seglib.data import pick_datasets
 from seglib.engine import evaluate, load_model
-from seglib.engine.builders import (
+from seglib.engine.from_config import (
     build_datasets,
     build_loaders,
     build_model_for,
     resolve_class_weights,
 )
 from seglib.engine.recipes import recipe
-from seglib.engine.trainer import fit
-from seglib.models import attention_knockout
+from seglib.engine.training_loop import fit
+from seglib.models import attention_knockout, rcca_attention
 from seglib.paths import runs_root
-from seglib.viz.explorer import rcca_attention
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TABLE = RESULTS / "attention_seeds.csv"

@@ -10,7 +10,7 @@ every ResNet-18 set, to check the extrapolation):
 
 - parameter bytes (float32; AMP keeps float32 weights);
 - bytes autograd saves for backward in one training forward (model + loss), counted
-  with `seglib.engine.memory.saved_for_backward_bytes` (unique storages, parameters and
+  with `seglib.course.saved_bytes.saved_for_backward_bytes` (unique storages, parameters and
   input left out);
 - the peak of live memory during one forward + backward, in a fresh process per case:
   growth of the RSS high-water mark (`_memory.reset_peak_rss`) with glibc's
@@ -18,7 +18,7 @@ every ResNet-18 set, to check the extrapolation):
   system when freed (the CPU analogue of `torch.cuda.max_memory_allocated`). It holds the
   saved activations, the gradients flowing back, the parameter gradients and the batch.
 
-The estimate for a batch b on a GPU (see `seglib/engine/gpu_budget.py`):
+The estimate for a batch b on a GPU (see `seglib/course/gpu_budget.py`):
 
     peak(b) = weights + grads + SGD momentum (3 x 4 bytes x params, + BN buffers)
               + A_0 + b * A_1 + CUDA context/workspace allowance (0.75 GiB)
@@ -32,7 +32,7 @@ conservative by up to 4 bytes x params.
 
 It prints the table, the largest batch that fits a 15 GB T4 with a 20% margin (12 GB)
 per row set, a recommended default per (model, backbone), and the constants to
-paste into `seglib/engine/gpu_budget.py`; it writes `results/gpu_memory.csv`,
+paste into `seglib/course/gpu_budget.py`; it writes `results/gpu_memory.csv`,
 `results/gpu_memory_measured.csv` and `results/gpu_memory.png`.
 
     python benchmarks/gpu_memory.py              # 26 cases, a fresh process each
@@ -61,7 +61,7 @@ import torch.nn.functional as F
 from _memory import reset_peak_rss, status_kb
 from torch import Tensor, nn
 
-from seglib.engine.memory import saved_for_backward_bytes
+from seglib.course.saved_bytes import saved_for_backward_bytes
 from seglib.models import CCNet, RefineNet
 
 HERE = Path(__file__).resolve().parent
@@ -182,7 +182,7 @@ def fit(rows: list[dict]) -> dict:
 
 
 def estimate_gib(f: dict, b: int) -> dict:
-    """GPU peak of one training step at batch b (same model as seglib.engine.gpu_budget)."""
+    """GPU peak of one training step at batch b (same model as seglib.course.gpu_budget)."""
     p = f["param_bytes"]
     parts = {
         "weights_gb": (p + f["buffer_bytes"]) / GIB, "grads_gb": p / GIB,
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {model:9s} {backbone:9s} " + ", ".join(text)
                   + f" -> default: {rec[0]}, batch {rec[1]}")  # fmt: skip
 
-    print("\n# paste into seglib/engine/gpu_budget.py:")
+    print("\n# paste into seglib/course/gpu_budget.py:")
     print("MEASURED: dict[tuple[str, str, str], tuple[int, int, int, int]] = {")
     for (model, backbone, precision), f in fits.items():
         print(

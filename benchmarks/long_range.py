@@ -37,8 +37,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from seglib.course.long_range_experiment import region_accuracy, task_tensors, train_long_range  # noqa: E402
 from seglib.data.long_range import REGIONS  # noqa: E402
-from seglib.engine.long_range import region_accuracy, task_tensors, train_long_range  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = [*REGIONS, "overall"]

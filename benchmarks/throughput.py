@@ -58,7 +58,7 @@ def run_case(model: str, backbone: str, amp: str, channels_last: bool, iters: in
              warmup: int, device: str, size: tuple[int, int], batch: int) -> dict:  # fmt: skip
     """Time `iters` training steps of one configuration in this process."""
     from seglib.engine import segmentation_loss
-    from seglib.engine.runtime import autocast, pick_device, resolve_amp
+    from seglib.engine.device import autocast, pick_device, resolve_amp
     from seglib.models import build_model
 
     dev = pick_device(device)

@@ -8,25 +8,26 @@ imports only the layers above it in this list):
    the street scenes (CamVid or synthetic) as tensors;
 2. `seglib.engine`: configuration, training loop, metrics, evaluation, checkpoints;
 3. `seglib.viz`: figures;
-4. the command lines `python -m seglib.train`, `seglib.evaluate`, `seglib.export`.
+4. `seglib.course`: what the notebooks alone need (diagrams, the attention explorer,
+   exercise checks, the GPU memory estimate, Google Drive on Colab, ...);
+5. the command lines `python -m seglib.train`, `seglib.evaluate`, `seglib.export`.
 
 Which notebook uses which files:
 
 | notebook | seglib files |
 |---|---|
-| 01 backbone | `models/backbone.py` |
-| 02 criss-cross attention | `models/attention.py`, `models/attention_plain.py`, |
-| | `viz/attention.py` |
-| 03 RCCA and CCNet | `models/ccnet.py` |
+| 01 backbone | `models/backbone.py`, `models/cost.py` |
+| 02 criss-cross attention | `models/attention.py`, `viz/attention.py` |
+| 03 RCCA and CCNet | `models/ccnet.py`, `models/long_range_net.py`, `data/long_range.py`, |
+| | `course/long_range_experiment.py` |
 | 04 RefineNet | `models/refinenet.py` |
 | 05 CamVid | `data/*` (`camvid.py`, `transforms.py`, `statistics.py`, ...), `viz/masks.py` |
-| 06 training | `engine/trainer.py`, `engine/builders.py`, `engine/config.py`, |
+| 06 training | `engine/training_loop.py`, `engine/from_config.py`, `engine/config.py`, |
 | | `models/factory.py` |
-| 07 evaluation | `engine/evaluation.py`, `engine/metrics.py`, `engine/logit_adjustment.py`, |
-| | `engine/resolution.py`, `viz/*` |
-| 08 attention on CamVid | `models/ccnet.py` (`attention_knockout`), `viz/explorer.py` |
-| 09 appendix: lean backward | `models/attention_lean.py`, `models/qkv_projection.py`, |
-| | `engine/memory.py` |
+| 07 evaluation | `engine/scoring.py`, `engine/metrics.py`, `engine/logit_adjustment.py`, |
+| | `course/resolution_ceiling.py`, `viz/*` |
+| 08 attention on CamVid | `models/rcca_probes.py`, `course/explorer.py` |
+| 09 appendix: lean backward | `models/attention_lean.py`, `course/saved_bytes.py` |
 
 The public names are re-exported here and by each subpackage, e.g.
 `from seglib.models import CCNet` or `seglib.CCNet`.

@@ -18,7 +18,7 @@ class weighting at test time (`seglib.engine.logit_adjustment`): a value of tau,
 `--flip` average the logits of several views of each image (test-time augmentation).
 `--knockout` scores a CCNet twice, intact and with the attention of some passes removed
 (`seglib.models.attention_knockout`), and prints what each class loses without it.
-The functions it uses live in `seglib.engine.evaluation`; taught in
+The functions it uses live in `seglib.engine.scoring`; taught in
 `notebooks/07_evaluation.ipynb`.
 """
 
@@ -31,13 +31,13 @@ from torch.utils.data import DataLoader
 
 from seglib import cli
 from seglib.data import DataChoice, pick_datasets
-from seglib.engine.evaluation import evaluate, iou_table, load_model
 from seglib.engine.logit_adjustment import (
     DEFAULT_TAUS,
     best_tau,
     logit_bias,
     sweep_logit_adjustment,
 )
+from seglib.engine.scoring import evaluate, iou_table, load_model
 from seglib.models import attention_knockout
 
 __all__ = ["main"]

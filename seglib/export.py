@@ -42,10 +42,10 @@ from torch import nn
 from seglib import cli
 from seglib.engine.checkpoint import is_checkpoint
 from seglib.engine.config import parse_hw
-from seglib.engine.evaluation import load_model
-from seglib.engine.run_folder import check_writable_folder
+from seglib.engine.run_protection import check_writable_folder
+from seglib.engine.scoring import load_model
 from seglib.models.factory import build_model
-from seglib.torch_files import load_torch_file
+from seglib.torch_load import load_torch_file
 
 __all__ = ["to_onnx", "build_for_export", "main", "min_export_side"]
 

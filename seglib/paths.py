@@ -10,7 +10,7 @@ write to the same `runs/` and read the same `data/CamVid`:
 - elsewhere (seglib installed from a wheel, e.g. on Colab): `data/` and `runs/` in the
   current directory.
 
-`$SEGLIB_RUNS` overrides the runs folder (`seglib.engine.keep_runs_on_drive` points it
+`$SEGLIB_RUNS` overrides the runs folder (`seglib.course.keep_runs_on_drive` points it
 at Google Drive on Colab so that checkpoints outlive the VM).
 
 `stored_result(name)` is a file of `benchmarks/results/` (the results committed with the

@@ -19,9 +19,9 @@ a run yet this starts one) or `--overwrite` (replace it) is given, and a second 
 a folder that a run is training into stops at once, naming that run's pid. Errors are
 one line `error: ...` on stderr with exit status 2 (`seglib.cli`); Ctrl-C or SIGTERM
 ends with `interrupted after epoch N; continue with --resume` (exit status 130 / 143).
-The training loop itself is `seglib.engine.trainer.fit`, which notebooks call
+The training loop itself is `seglib.engine.training_loop.fit`, which notebooks call
 directly; the model and data factories are `seglib.models.build_model` and
-`seglib.engine.builders`. Taught in `notebooks/06_training.ipynb`.
+`seglib.engine.from_config`. Taught in `notebooks/06_training.ipynb`.
 """
 
 from __future__ import annotations
@@ -37,17 +37,17 @@ import torch
 from seglib import cli
 from seglib.data import find_camvid
 from seglib.engine import distributed as ddp
-from seglib.engine.builders import (
+from seglib.engine.config import CLASS_WEIGHTINGS, TrainConfig, parse_hw
+from seglib.engine.device import pick_device
+from seglib.engine.from_config import (
     build_datasets,
     build_loaders,
     build_model_for,
     resolve_class_weights,
 )
-from seglib.engine.config import CLASS_WEIGHTINGS, TrainConfig, parse_hw
 from seglib.engine.recipes import RECIPES, recipe
-from seglib.engine.run_folder import check_run_folder, run_files, run_lock
-from seglib.engine.runtime import pick_device
-from seglib.engine.trainer import fit
+from seglib.engine.run_protection import check_run_folder, run_files, run_lock
+from seglib.engine.training_loop import fit
 from seglib.models import MODELS
 from seglib.paths import runs_root
 
@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
 
     What can be checked in a moment (the device, the output folder) is checked before
     the data is read, so that a mistake costs no time; the folder is then locked for
-    this run (`seglib.engine.run_folder.run_lock`: a second run into it stops at once).
+    this run (`seglib.engine.run_protection.run_lock`: a second run into it stops at once).
     """
     config, args = parse_args(argv)
     pick_device(config.device)  # an unknown or absent device: ValueError now

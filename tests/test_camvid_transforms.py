@@ -21,7 +21,7 @@ from seglib.data import (
 )
 from seglib.data.transforms import apply_transform
 from seglib.engine import TrainConfig
-from seglib.engine.builders import build_datasets
+from seglib.engine.from_config import build_datasets
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

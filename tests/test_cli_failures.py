@@ -18,18 +18,18 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-import seglib.engine.run_folder as run_folder
+import seglib.engine.run_protection as run_folder
 from seglib import cli
 from seglib import evaluate as evaluate_cli
 from seglib import export as export_cli
 from seglib import train as train_cli
 from seglib.engine import TrainConfig, fit
 from seglib.engine.checkpoint import check_compatible, load_checkpoint
-from seglib.engine.run_folder import RunExistsError, check_run_folder
+from seglib.engine.run_protection import RunExistsError, check_run_folder
 from seglib.models import CCNet, CrissCrossAttention
 from seglib.models.attention import criss_cross_attention
 from seglib.models.attention_lean import _image_blocks
-from seglib.torch_files import UnreadableFileError, load_torch_file
+from seglib.torch_load import UnreadableFileError, load_torch_file
 
 # one epoch of a ResNet-18 CCNet on 8 scenes of 32x32: a few seconds on one core
 TINY = ["--data", "synthetic", "--epochs", "1", "--train-size", "8", "--val-size", "4",

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 from matplotlib.transforms import Bbox
 
-from seglib.viz import diagrams
+from seglib.course import diagrams
 
 DRAW = {name: getattr(diagrams, name) for name in diagrams.__all__}
 

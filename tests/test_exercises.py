@@ -1,9 +1,9 @@
-"""seglib.exercises.check: the self-check of the notebooks' coding exercises."""
+"""seglib.course.exercises.check: the self-check of the notebooks' coding exercises."""
 
 import pytest
 import torch
 
-from seglib.exercises import check, check_augmentation, random_size
+from seglib.course.exercises import check, check_augmentation, random_size
 from seglib.models import attention
 
 

@@ -14,10 +14,10 @@ from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 from PIL import Image
 
-from seglib.models import CCNet
+from seglib.course import AttentionExplorer, maps_for_pixel, plot_rcca_maps
+from seglib.models import CCNet, rcca_attention
 from seglib.models.attention import criss_cross_mask
 from seglib.models.ccnet import RCCAModule
-from seglib.viz import AttentionExplorer, maps_for_pixel, plot_rcca_maps, rcca_attention
 from seglib.viz.attention import uniform_level
 
 

@@ -1,4 +1,4 @@
-"""The GPU memory estimate of `seglib.engine.gpu_budget` (no GPU needed)."""
+"""The GPU memory estimate of `seglib.course.gpu_budget` (no GPU needed)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglib.engine import gpu_budget
-from seglib.engine.gpu_budget import (
+from seglib.course import gpu_budget
+from seglib.course.gpu_budget import (
     MEASURED,
     estimate_training_memory,
     format_estimate,
     parameter_count,
 )
-from seglib.engine.memory import saved_for_backward_bytes
+from seglib.course.saved_bytes import saved_for_backward_bytes
 from seglib.models import CCNet, RefineNet
 
 # How far the estimate of what autograd saves may be from a real count (either way).

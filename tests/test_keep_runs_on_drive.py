@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from seglib.engine import keep_runs_on_drive
+from seglib.course import keep_runs_on_drive
 from seglib.paths import runs_root
 
 

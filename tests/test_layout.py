@@ -11,10 +11,11 @@ import seglib.paths
 PACKAGE = pathlib.Path(seglib.__file__).parent
 # Each layer may import only itself and the layers before it.
 LAYERS = [
-    {"seglib.paths", "seglib.torch_files"},
+    {"seglib.paths", "seglib.torch_load"},
     {"seglib.models", "seglib.data"},
     {"seglib.engine"},
-    {"seglib.viz", "seglib.exercises"},
+    {"seglib.viz"},
+    {"seglib.course"},
     {"seglib.cli", "seglib.train", "seglib.evaluate", "seglib.export"},
 ]
 # Imports allowed inside functions: optional dependencies, each with its reason in a comment.

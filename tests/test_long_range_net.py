@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from seglib.course.long_range_experiment import region_accuracy, train_long_range
 from seglib.data import LongRangeTask
-from seglib.engine.long_range import region_accuracy, train_long_range
-from seglib.models import LongRangeNet, RCCAModule
+from seglib.models import LongRangeNet, RCCAModule, rcca_attention
 from seglib.models.long_range_net import RECEPTIVE_FIELD
-from seglib.viz import rcca_attention
 
 
 def net_with_attention(recurrence: int, seed: int = 0) -> LongRangeNet:

@@ -1,9 +1,9 @@
-"""seglib.engine.memory: bytes autograd keeps, against hand-counted cases."""
+"""seglib.course.saved_bytes: bytes autograd keeps, against hand-counted cases."""
 
 import torch
 from torch import nn
 
-from seglib.engine.memory import saved_for_backward_bytes
+from seglib.course.saved_bytes import saved_for_backward_bytes
 
 
 class ExpTwice(nn.Module):

@@ -1,11 +1,11 @@
-"""seglib.engine.resolution: the resolution ceiling against a numpy reference and
+"""seglib.course.resolution_ceiling: the resolution ceiling against a numpy reference and
 hand-made label maps."""
 
 import numpy as np
 import pytest
 import torch
 
-from seglib.engine.resolution import cell_share_prediction, resolution_ceiling
+from seglib.course.resolution_ceiling import cell_share_prediction, resolution_ceiling
 
 
 def bilinear_indices(out_size: int, in_size: int):

@@ -18,12 +18,12 @@ from seglib import cli
 from seglib import train as train_cli
 from seglib.engine import TrainConfig, fit
 from seglib.engine.checkpoint import load_checkpoint
-from seglib.engine.run_folder import LOCK_FILE, RunLockedError, run_lock
+from seglib.engine.run_protection import LOCK_FILE, RunLockedError, run_lock
 
 # a process that holds the lock of the folder argv[1] until it is killed
 HOLD = """
 import sys, time
-from seglib.engine.run_folder import run_lock
+from seglib.engine.run_protection import run_lock
 with run_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(300)

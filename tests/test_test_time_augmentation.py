@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from seglib.engine import evaluate
-from seglib.engine.evaluation import label_size_logits
 from seglib.engine.logit_adjustment import logit_bias, sweep_logit_adjustment
+from seglib.engine.scoring import label_size_logits
 
 K = 4
 

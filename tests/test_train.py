@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from seglib.engine import TrainConfig
 from seglib.engine.checkpoint import load_checkpoint
-from seglib.engine.trainer import METRIC_COLUMNS, NonFiniteLossError, fit, segmentation_loss
+from seglib.engine.training_loop import METRIC_COLUMNS, NonFiniteLossError, fit, segmentation_loss
 
 K = 3
 

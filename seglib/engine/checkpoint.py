@@ -18,7 +18,7 @@ checkpoints trustworthy:
 Only plain Python containers and tensors are stored, so `torch.load(weights_only=True)`
 (the safe loader) reads them.
 
-Used by `seglib.engine.trainer.fit` and `seglib.engine.evaluation.load_model`; taught in
+Used by `seglib.engine.training_loop.fit` and `seglib.engine.scoring.load_model`; taught in
 `notebooks/06_training.ipynb` ("how to resume").
 """
 
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seglib.torch_files import load_torch_file
+from seglib.torch_load import load_torch_file
 
 __all__ = [
     "FORMAT",
@@ -127,7 +127,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     """Load a seglib checkpoint with the safe (`weights_only=True`) unpickler.
 
     A missing file is a FileNotFoundError; an empty, truncated or foreign file a
-    ValueError naming the file and the problem (`seglib.torch_files.load_torch_file`).
+    ValueError naming the file and the problem (`seglib.torch_load.load_torch_file`).
     """
     path = Path(path)
     ckpt = load_torch_file(path, "checkpoint", map_location=map_location)

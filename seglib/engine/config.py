@@ -3,7 +3,7 @@
 
 One typed dataclass holds every knob of a run (nanoGPT/minGPT style): the trainer reads
 it, the CLI fills it from flags, and every checkpoint stores it (`asdict`) so that
-`seglib.engine.evaluation.load_model` can rebuild the model and a resumed run can refuse a
+`seglib.engine.scoring.load_model` can rebuild the model and a resumed run can refuse a
 checkpoint written for another model.
 
 The defaults are the *quick CPU recipe* on the synthetic street scenes: a randomly
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seglib.data.transforms import JITTER
-from seglib.engine.runtime import AMP_MODES
+from seglib.engine.device import AMP_MODES
 
 __all__ = ["CLASS_WEIGHTINGS", "TrainConfig", "min_input_side", "parse_hw"]
 

@@ -25,9 +25,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from seglib.engine.evaluation import label_size_logits
+from seglib.engine.device import pick_device
 from seglib.engine.metrics import ConfusionMatrix
-from seglib.engine.runtime import pick_device
+from seglib.engine.scoring import label_size_logits
 
 __all__ = ["DEFAULT_TAUS", "best_tau", "logit_bias", "sweep_logit_adjustment"]
 

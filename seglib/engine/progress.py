@@ -8,7 +8,7 @@ spent in training steps, from which images per second follow. Outside Jupyter a
 figure cannot be redrawn in place, so the trainer shows a tqdm bar per epoch and
 prints one line per epoch instead. Only rank 0 of a DDP run reports.
 
-Used by `seglib.engine.trainer.fit`; seen in `notebooks/06_training.ipynb`.
+Used by `seglib.engine.training_loop.fit`; seen in `notebooks/06_training.ipynb`.
 """
 
 from __future__ import annotations

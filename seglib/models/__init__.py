@@ -13,6 +13,7 @@ Bottom layer of seglib: depends on torch and torchvision only.
 | `ccnet.py` | RCCA (R passes of one shared attention), auxiliary head, CCNet, loss | 03 |
 | `layers.py` | the conv-BN-ReLU block the heads share | 03 |
 | `decoder.py` | optional stride-4 decoder on layer1 for thin objects (DeepLabv3+) | 07 |
+| `rcca_probes.py` | a trained RCCA head's weights, shares, entropies; the knockout | 08 |
 | `long_range_net.py` | a local stem + RCCA for the long-range task (R = 0, 1, 2) | 03 |
 | `refinenet.py` | RCU, multi-resolution fusion, chained residual pooling, 4-cascade | 04 |
 | `factory.py` | `build_model("ccnet" / "refinenet", ...)` | 06 |
@@ -27,10 +28,11 @@ from seglib.models.attention import (
     dense_masked_attention,
 )
 from seglib.models.backbone import ResNet, build_backbone
-from seglib.models.ccnet import CCNet, RCCAModule, attention_knockout, ccnet_loss
+from seglib.models.ccnet import CCNet, RCCAModule, ccnet_loss
 from seglib.models.decoder import SkipDecoder
 from seglib.models.factory import MODELS, build_model
 from seglib.models.long_range_net import LongRangeNet
+from seglib.models.rcca_probes import attention_knockout, rcca_attention
 from seglib.models.refinenet import (
     ChainedResidualPooling,
     MultiResolutionFusion,
@@ -61,4 +63,5 @@ __all__ = [
     "criss_cross_mask",
     "criss_cross_weights",
     "dense_masked_attention",
+    "rcca_attention",
 ]

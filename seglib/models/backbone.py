@@ -30,7 +30,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from seglib.torch_files import load_torch_file
+from seglib.torch_load import load_torch_file
 
 __all__ = [
     "BasicBlock",

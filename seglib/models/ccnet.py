@@ -23,8 +23,6 @@ Taught in `notebooks/03_rcca_ccnet.ipynb`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -36,7 +34,7 @@ from seglib.models.backbone import build_backbone
 from seglib.models.decoder import SkipDecoder
 from seglib.models.layers import conv_bn_relu
 
-__all__ = ["RCCAModule", "CCNet", "ccnet_loss", "attention_knockout"]
+__all__ = ["RCCAModule", "CCNet", "ccnet_loss"]
 
 
 class RCCAModule(nn.Module):
@@ -178,34 +176,6 @@ class CCNet(nn.Module):
             aux = F.interpolate(aux, size=(H, W), mode="bilinear", align_corners=False)
             return out, aux
         return out
-
-
-@contextmanager
-def attention_knockout(model: nn.Module, passes: Iterable[int] | str = "all") -> Iterator[None]:
-    r"""Within the block, remove the attention's contribution from `model`'s RCCA head(s).
-
-    A knocked-out pass $r$ becomes the identity, $H^{(r)} = H^{(r-1)}$, which is what
-    $\gamma = 0$ would give for that pass alone (the other passes keep their $\gamma$;
-    the shared module is not changed). Evaluating a trained network inside the block
-    measures what its attention contributes: the drop in mIoU is the attention's share
-    of the result. `passes` is "all" or pass numbers counted from 1 (e.g. `[2]`).
-    """
-    heads = [m for m in model.modules() if isinstance(m, RCCAModule)]
-    if not heads:
-        raise ValueError(f"{type(model).__name__} has no RCCA head: nothing to knock out")
-    saved = [h.knocked_out for h in heads]
-    try:
-        for h in heads:
-            chosen = range(1, h.recurrence + 1) if passes == "all" else list(passes)  # type: ignore[arg-type]
-            bad = [r for r in chosen if not 1 <= int(r) <= h.recurrence]
-            if bad:
-                raise ValueError(f"passes must lie in 1..{h.recurrence} (R = "
-                                 f"{h.recurrence}), got {bad}")  # fmt: skip
-            h.knocked_out = frozenset(int(r) for r in chosen)
-        yield
-    finally:
-        for h, old in zip(heads, saved):
-            h.knocked_out = old
 
 
 def ccnet_loss(

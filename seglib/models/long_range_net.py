@@ -11,7 +11,7 @@ $\times 2$ upsampling), fewer than the task's cue distance, so only attention ca
 the cue's colour to an object.
 
 Its `backbone` returns a tuple of stage features like seglib's ResNet and its `head` is
-an `RCCAModule`, so `seglib.viz.rcca_attention` records its attention maps as for CCNet.
+an `RCCAModule`, so `seglib.models.rcca_attention` records its attention maps as for CCNet.
 """
 
 from __future__ import annotations

@@ -1,18 +1,16 @@
 """
 # seglib.viz: pictures (every notebook)
 
-Top of the library beside the command lines: draws only, never trains.
+Draws only: never trains, never computes what it shows (the attention weights it draws
+come from `seglib.models`).
 
 | file | idea |
 |---|---|
 | `masks.py` | colour a label map, overlay it, image / prediction / label grids, legend, bars |
-| `attention.py` | where one query pixel looks |
-| `explorer.py` | RCCA's two passes and their composition, for any query pixel (ipywidgets) |
-| `diagrams.py` | architecture diagrams drawn with matplotlib (`seglib.viz.diagrams`) |
+| `attention.py` | where one query pixel looks, against the uniform level |
 """
 
 from seglib.viz.attention import plot_attention_map
-from seglib.viz.explorer import AttentionExplorer, maps_for_pixel, plot_rcca_maps, rcca_attention
 from seglib.viz.masks import (
     colorize,
     denormalize,
@@ -23,15 +21,11 @@ from seglib.viz.masks import (
 )
 
 __all__ = [
-    "AttentionExplorer",
     "colorize",
     "denormalize",
     "overlay",
     "palette_legend",
     "plot_attention_map",
     "plot_class_frequencies",
-    "maps_for_pixel",
-    "plot_rcca_maps",
-    "rcca_attention",
     "show_segmentation_grid",
 ]

@@ -3,7 +3,7 @@ r"""
 
 Draws the attention weights of one query pixel (a map the size of the feature map)
 stretched over the photograph, with the query marked. Used in notebook `02`; the
-explorer (`seglib.viz.explorer`, notebook `07`) marks the same level.
+explorer (`seglib.course.explorer`, notebook `07`) marks the same level.
 
 A map only means something next to what a pixel that attends to nothing would give:
 criss-cross attention spreads a weight of one over the $H + W - 1$ positions of the

@@ -18,7 +18,7 @@ holds the owner's pid: the OS releases it when the process ends, however it ends
 lock left by a killed run is taken over, never a reason to stop. Holding the lock, a
 run also removes the temporary files a killed save left (`.last.pt.*.tmp`).
 
-Used by `seglib.engine.trainer.fit` (so notebooks are protected too) and, earlier
+Used by `seglib.engine.training_loop.fit` (so notebooks are protected too) and, earlier
 still, by `python -m seglib.train`.
 """
 

@@ -9,7 +9,7 @@ object pixels is 50 %: the objects all look alike, only the cue's colour decides
 
 A small loop of its own (Adam, poly decay, batches drawn from stacked tensors): the
 task fits in memory and trains in a few minutes on one CPU core, without the
-checkpoints and the CamVid pipeline of `seglib.engine.trainer.fit`.
+checkpoints and the CamVid pipeline of `seglib.engine.training_loop.fit`.
 """
 
 from __future__ import annotations

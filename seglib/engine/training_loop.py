@@ -16,7 +16,7 @@ with what real segmentation training adds:
 - **Checkpoints** (`last.pt` each epoch, `best.pt` on the best val mIoU, never from a
   NaN val loss) written atomically, and an exact **resume** (see
   `seglib.engine.checkpoint`); one run per output folder at a time (a lock, see
-  `seglib.engine.run_folder`), and a Ctrl-C that says where to continue from.
+  `seglib.engine.run_protection`), and a Ctrl-C that says where to continue from.
 - **DDP** when launched by `torchrun` (see `seglib.engine.distributed`).
 
 Nothing here is CCNet-specific: any `nn.Module` that maps (B, 3, H, W) images to
@@ -54,10 +54,10 @@ from seglib.engine.checkpoint import (
     set_rng_state,
 )
 from seglib.engine.config import TrainConfig
-from seglib.engine.evaluation import evaluate, main_logits
+from seglib.engine.device import autocast, in_notebook, pick_device, resolve_amp, use_channels_last
 from seglib.engine.progress import Board
-from seglib.engine.run_folder import check_run_folder, clear_run, run_lock
-from seglib.engine.runtime import autocast, in_notebook, pick_device, resolve_amp, use_channels_last
+from seglib.engine.run_protection import check_run_folder, clear_run, run_lock
+from seglib.engine.scoring import evaluate, main_logits
 from seglib.models.ccnet import ccnet_loss
 
 __all__ = ["fit", "param_groups", "segmentation_loss", "seed_everything", "NonFiniteLossError",
@@ -242,7 +242,7 @@ def fit(
             a single labelled (non-void) pixel.
         RunLockedError: another run is training into `out` (its pid is named).
         RunExistsError: a fresh run into a folder holding a run (see
-            `seglib.engine.run_folder`); NotADirectoryError / PermissionError: `out`
+            `seglib.engine.run_protection`); NotADirectoryError / PermissionError: `out`
             is a file or not writable.
     """
     config = (config or TrainConfig()).replace(**overrides)

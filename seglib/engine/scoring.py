@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from seglib.engine import distributed as ddp
-from seglib.engine.builders import build_model_for
 from seglib.engine.checkpoint import load_checkpoint
 from seglib.engine.config import TrainConfig
+from seglib.engine.device import autocast, pick_device, resolve_amp
+from seglib.engine.from_config import build_model_for
 from seglib.engine.metrics import ConfusionMatrix
-from seglib.engine.runtime import autocast, pick_device, resolve_amp
 
 __all__ = ["evaluate", "iou_table", "label_size_logits", "load_model", "main_logits"]
 

@@ -37,7 +37,6 @@ Used in notebooks `02_criss_cross_attention.ipynb` (the maps) and `08_attention.
 from __future__ import annotations
 
 import io
-import math
 import sys
 from typing import Any
 
@@ -51,93 +50,16 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from seglib.models.attention import attention_to_map
-from seglib.models.ccnet import RCCAModule
+from seglib.models.rcca_probes import rcca_attention
 from seglib.viz.attention import mark_uniform, outline_above, uniform_level
 from seglib.viz.masks import _clean, _rgb
 
-__all__ = ["rcca_attention", "maps_for_pixel", "plot_rcca_maps", "AttentionExplorer"]
+__all__ = ["maps_for_pixel", "plot_rcca_maps", "AttentionExplorer"]
 
 # the colour scale spans at most this many decades below the map's largest weight;
 # weaker weights are drawn in the lowest colour (a trained map can reach 1e-30)
 _DECADES = 4.0
 _PANEL_TITLES = ("pass 1: row + column", "pass 2: row + column", "both passes composed")
-
-
-def _split_model(model: nn.Module) -> tuple[nn.Module | None, RCCAModule]:
-    """(backbone or None, RCCA head) of a CCNet-like model or of a bare RCCAModule."""
-    if isinstance(model, RCCAModule):
-        return None, model
-    head = getattr(model, "head", None)
-    if isinstance(head, RCCAModule) and hasattr(model, "backbone"):
-        return model.backbone, head
-    raise TypeError(
-        f"expected a CCNet (with .backbone and an RCCAModule .head) or an RCCAModule, "
-        f"got {type(model).__name__}"
-    )
-
-
-@torch.no_grad()
-def rcca_attention(model_or_rcca: nn.Module, image: Tensor) -> dict[str, Any]:
-    """Run the network on one image and record the attention weights of every RCCA pass.
-
-    Args:
-        model_or_rcca: a CCNet (its `.backbone` and `.head`, an `RCCAModule`, are used), or
-            an `RCCAModule` alone, in which case `image` is the head's input feature.
-        image: one normalised image (1, 3, H, W) or (3, H, W) for a CCNet; the backbone
-            feature (1, C, h, w) or (C, h, w) for an RCCAModule. Moved to the model's
-            device and dtype.
-
-    Returns:
-        a dict with
-        `"weights"`: list of R tensors (h, w, h + w - 1) on the CPU, pass r's softmax
-        weights in `criss_cross_weights`' order (pass 1 on `conva`'s output, pass r + 1
-        on pass r's output; all from the one shared `head.cca`),
-        `"size"`: the feature size (h, w), `"gamma"`: the shared gate as a float,
-        `"recurrence"`: R, `"shares"`: list of R floats, how much each pass adds to its
-        input, ||gamma * CCA(x)|| / ||x|| (a small share: the network leans on its
-        convolutions more than on the attention), `"entropies"`: list of R floats, each
-        pass's entropy averaged over the pixels, as a fraction of the uniform
-        distribution's log(h + w - 1) (1.0: the pass attends to nothing in particular).
-
-    The model runs in eval mode (batch norm with running statistics, as at test time)
-    and is put back into its previous mode afterwards; no gradients are kept.
-    """
-    backbone, head = _split_model(model_or_rcca)
-    if image.dim() == 3:
-        image = image.unsqueeze(0)  # (1, C, H, W)
-    if image.dim() != 4 or image.shape[0] != 1:
-        raise ValueError(f"expected one image (1, C, H, W) or (C, H, W), got {tuple(image.shape)}")
-    param = next(head.parameters())
-    x = image.to(device=param.device, dtype=param.dtype)  # (1, C, H, W)
-    was_training = model_or_rcca.training
-    model_or_rcca.eval()
-    try:
-        if backbone is not None:
-            x = backbone(x)[-1]  # (1, C4, h, w): the last stage, as CCNet.forward
-        out = head.conva(x)  # (1, C4/4, h, w)
-        weights, shares = [], []
-        for _ in range(head.recurrence):
-            # the same module each time, exactly as RCCAModule.forward applies it
-            weights.append(head.cca.attention_weights(out)[0].cpu())  # (h, w, h+w-1)
-            new = head.cca(out)  # (1, C4/4, h, w): out + gamma * CCA(out)
-            shares.append(float((new - out).norm() / out.norm()))
-            out = new
-    finally:
-        model_or_rcca.train(was_training)
-    h, w = out.shape[-2:]
-    uniform = math.log(h + w - 1) if h + w > 2 else 1.0  # a 1x1 map: one position
-    entropies = [
-        float(-(a.double() * a.double().clamp_min(1e-300).log()).sum(-1).mean() / uniform)
-        for a in weights  # (h, w, h + w - 1) each
-    ]
-    return {
-        "weights": weights,
-        "size": (int(h), int(w)),
-        "gamma": float(head.cca.gamma),
-        "recurrence": head.recurrence,
-        "shares": shares,
-        "entropies": entropies,
-    }
 
 
 def _cross_indices(h: int, w: int) -> tuple[Tensor, Tensor]:
