@@ -66,7 +66,7 @@ def test_repository_data_folder(no_camvid, make_camvid, tmp_path):
 
 
 def test_falls_back_to_synthetic_and_says_so(no_camvid, capsys):
-    choice = pick_datasets(synthetic_train=4, synthetic_val=2, synthetic_size=(48, 64), seed=1)
+    choice = pick_datasets(train_size=4, val_size=2, synthetic_size=(48, 64), seed=1)
     assert choice.name == "synthetic" and choice.root is None
     assert (len(choice.train), len(choice.val)) == (4, 2)
     assert choice.classes == list(CLASSES) and choice.num_classes == 11
@@ -74,7 +74,7 @@ def test_falls_back_to_synthetic_and_says_so(no_camvid, capsys):
     assert x.shape == (3, 48, 64) and y.dtype == torch.int64
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and "synthetic" in out[0] and "no CamVid" in out[0]
-    # aliases used by the trainer, and crop as the scene size
+    # the crop is the scene size when no synthetic_size is given
     alias = pick_datasets(source="synthetic", train_size=3, val_size=1, crop=(40, 56))
     assert (len(alias.train), len(alias.val)) == (3, 1)
     assert alias.val[0][0].shape == (3, 40, 56)
@@ -82,7 +82,7 @@ def test_falls_back_to_synthetic_and_says_so(no_camvid, capsys):
 
 def test_synthetic_source_ignores_camvid(no_camvid, make_camvid, monkeypatch):
     monkeypatch.setenv("CAMVID_DIR", str(tiny_camvid(make_camvid)))
-    choice = pick_datasets(source="synthetic", synthetic_train=2, synthetic_val=1, verbose=False)
+    choice = pick_datasets(source="synthetic", train_size=2, val_size=1, verbose=False)
     assert choice.name == "synthetic"
 
 

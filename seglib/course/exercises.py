@@ -8,7 +8,7 @@ already has, then compares the two:
 def my_criss_cross_mask(H, W):
     raise NotImplementedError  # your code here
 
-check(my_criss_cross_mask, attention.criss_cross_mask, random_side, random_side)
+check(my_criss_cross_mask, attention.criss_cross_mask, random_size(), random_size())
 ```
 
 `check` calls both functions on the same inputs, several random cases when some

@@ -39,8 +39,6 @@ def ensure_camvid(
     download: bool | None = None,
     progress: bool = True,
     url: str = DEFAULT_URL,
-    sha256: str | None = None,
-    size: int | None = None,
     timeout: float = 60.0,
 ) -> Path:
     """The CamVid folder, downloaded first when that is the right thing to do.
@@ -51,7 +49,7 @@ def ensure_camvid(
         download: None (default) downloads only on Colab; True downloads wherever CamVid
             is missing (into `root`, `$CAMVID_DIR` or `data/CamVid`); False never does.
         progress: show a tqdm progress bar while downloading.
-        url, sha256, size, timeout: passed to `seglib.data.download_camvid`.
+        url, timeout: passed to `seglib.data.download_camvid`.
 
     Returns:
         the folder holding CamVid (`train/`, `trainannot/` or `train_labels/`, ...).
@@ -60,8 +58,7 @@ def ensure_camvid(
         FileNotFoundError: CamVid is missing and no download was made; the message says
             where seglib looked and how to get the data.
     """
-    fetch = {"url": url, "sha256": sha256, "size": size, "progress": progress,
-             "timeout": timeout}  # fmt: skip
+    fetch = {"url": url, "progress": progress, "timeout": timeout}
     path, how = find_camvid(root)
     if path is not None:  # given root, $CAMVID_DIR, or a data/CamVid that holds CamVid
         if _is_camvid(path):

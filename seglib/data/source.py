@@ -111,14 +111,12 @@ def pick_datasets(
     crop: tuple[int, int] | None = None,
     scale: tuple[float, float] | None = None,
     jitter: str = "light",
-    synthetic_train: int = 320,
-    synthetic_val: int = 48,
+    train_size: int = 320,
+    val_size: int = 48,
     synthetic_size: tuple[int, int] | None = None,
     seed: int = 0,
     split: str = "val",
     verbose: bool = True,
-    train_size: int | None = None,
-    val_size: int | None = None,
 ) -> DataChoice:
     """Train and validation datasets from CamVid if found, else synthetic street scenes.
 
@@ -132,8 +130,8 @@ def pick_datasets(
             (0.375, 0.75) trains at about half resolution.
         jitter: CamVid's colour jitter for training, a key of
             `seglib.data.transforms.JITTER` ("none", "light", "strong").
-        synthetic_train, synthetic_val: number of synthetic scenes per split
-            (`train_size` / `val_size` are accepted as aliases).
+        train_size, val_size: number of synthetic scenes per split (the names of
+            `TrainConfig`'s fields; CamVid's splits have their own sizes).
         synthetic_size: `(h, w)` of the synthetic scenes (default `crop` or 96x128).
         seed: seed of the synthetic scenes.
         split: which split serves as `val` ("val" or "test").
@@ -146,8 +144,6 @@ def pick_datasets(
         raise ValueError(f"source must be 'auto', 'camvid' or 'synthetic', got {source!r}")
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-    synthetic_train = train_size if train_size is not None else synthetic_train
-    synthetic_val = val_size if val_size is not None else synthetic_val
     path, how = find_camvid(root) if source != "synthetic" else (None, "")
     if path is None and source == "camvid":
         raise FileNotFoundError(
@@ -172,9 +168,9 @@ def pick_datasets(
     transform = None  # the synthetic default: a random flip
     if crop is not None and tuple(crop) != size:  # a crop smaller than the scenes
         transform = train_transform(crop=crop, scale=(1.0, 1.0), jitter=False)
-    train = SyntheticStreets(synthetic_train, size=size, seed=seed, split="train",
+    train = SyntheticStreets(train_size, size=size, seed=seed, split="train",
                              transform=transform)  # fmt: skip
-    val = SyntheticStreets(synthetic_val, size=size, seed=seed, split=split)
+    val = SyntheticStreets(val_size, size=size, seed=seed, split=split)
     if verbose:
         why = "" if source == "synthetic" else f" (no CamVid found at $CAMVID_DIR or {how})"
         print(

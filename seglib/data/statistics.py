@@ -69,7 +69,7 @@ def class_frequencies(dataset: Dataset) -> np.ndarray:
     return pixels / total if total else pixels.astype(np.float64)
 
 
-def class_weights(dataset: Dataset, method: str = "median_frequency") -> torch.Tensor:
+def class_weights(dataset: Dataset) -> torch.Tensor:
     r"""Loss weights per class, float32 (K,), by median frequency balancing.
 
     $w_c = \operatorname{median}_k f_k / f_c$ with $f_c$ the pixels of class $c$ divided by
@@ -78,8 +78,6 @@ def class_weights(dataset: Dataset, method: str = "median_frequency") -> torch.T
     learned from this data, and 0 keeps the weights finite). Masks are read directly
     (`load_mask`), without augmentation, when the dataset offers it.
     """
-    if method != "median_frequency":
-        raise ValueError(f"method must be 'median_frequency', got {method!r}")
     pixels, present_total = _count(dataset)
     seen = pixels > 0
     weights = np.zeros(len(pixels), dtype=np.float64)

@@ -67,19 +67,11 @@ class BasicBlock(nn.Module):
 
     `expansion = 1`: the block outputs `planes` channels (the seeds' 4 is a bug).
 
-    Dilation: torchvision's BasicBlock refuses dilation > 1 (it raises
-    NotImplementedError). seglib accepts it, so ResNet-18/34 can run at output stride 8
-    or 16 for quick CPU experiments: both 3x3 convolutions are dilated, following
-    torchvision's Bottleneck rule that the first block of a dilated stage keeps the
-    previous dilation (it replaces the stride 2) and the following blocks use the new
-    one. Because that first block has two 3x3 convs where a Bottleneck has one, this
-    makes the theoretical receptive field of a dilated ResNet-18 slightly smaller than
-    at output stride 32: 435 px at OS32, 403 px at OS16, 387 px at OS8 (ResNet-34: 899,
-    867, 851). For Bottleneck ResNets it is unchanged: ResNet-50 has 427 px at OS32,
-    16 and 8 alike (ResNet-101: 971). Measured for ResNet-50 as the extent of the
-    non-zero input gradient of the centre unit of `layer4` (513x513 input, positive
-    weights, max pool replaced by a 3x3/2 average pool so every path carries gradient):
-    427 x 427 px at OS32, OS16 and OS8, matching $r = 1 + \sum_l d_l (k_l - 1) \prod_{m<l} s_m$.
+    Unlike torchvision's BasicBlock, it accepts dilation > 1, so ResNet-18/34 run at
+    output stride 8 or 16: both 3x3 convolutions are dilated, the first block of a
+    dilated stage keeping the previous dilation (torchvision's Bottleneck rule). The
+    receptive field then shrinks slightly (ResNet-18: 435 px at OS32, 387 px at OS8),
+    which notebook 01 measures by gradient.
     """
 
     expansion: int = 1
