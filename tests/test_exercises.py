@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from torch import nn
 
-from seglib.course.exercises import check, check_augmentation, random_size
-from seglib.models import attention
+from seglib.course.exercises import check, check_augmentation, check_module, random_size
+from seglib.models import CrissCrossAttention, RCCAModule, attention
 
 
 def correct_mask(H, W):
@@ -169,3 +170,81 @@ def test_an_augmentation_stub_is_not_implemented_yet(capsys):
 
     assert check_augmentation(my_rotate) is False
     assert "my_rotate is not implemented yet" in capsys.readouterr().out
+
+
+# --- check_module: the capstone, a whole RCCA head written by the learner ---------------
+
+
+class LearnerHead(nn.Module):
+    """An RCCA head written from the paper's equations with names of its own, in the
+    order of the forward pass (what notebook 08's capstone asks for)."""
+
+    def __init__(self, c: int, k: int, recurrence: int = 2, skip: bool = True):
+        super().__init__()
+        self.recurrence, self.skip = recurrence, skip
+        inner = c // 4
+        self.reduce = nn.Sequential(nn.Conv2d(c, inner, 3, padding=1, bias=False),
+                                    nn.BatchNorm2d(inner), nn.ReLU())  # fmt: skip
+        self.attention = CrissCrossAttention(inner)
+        self.after = nn.Sequential(nn.Conv2d(inner, inner, 3, padding=1, bias=False),
+                                   nn.BatchNorm2d(inner), nn.ReLU())  # fmt: skip
+        self.fuse = nn.Sequential(nn.Conv2d(c + inner, inner, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(inner), nn.ReLU(), nn.Dropout2d(0.1))  # fmt: skip
+        self.classify = nn.Conv2d(inner, k, 1)
+
+    def forward(self, x):
+        h = self.reduce(x)
+        for _ in range(self.recurrence):
+            h = self.attention(h)  # the same module every pass
+        h = self.after(h)
+        h = torch.cat([x, h], 1) if self.skip else torch.cat([torch.zeros_like(x), h], 1)
+        return self.classify(self.fuse(h))
+
+
+def _trained_like(module: nn.Module) -> nn.Module:
+    """Random batch-norm statistics and a gate gamma away from 0, so that every part
+    of the head changes the output (a fresh gamma = 0 would hide a wrong attention)."""
+    torch.manual_seed(3)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+    with torch.no_grad():
+        module.cca.gamma.fill_(0.7)
+    return module
+
+
+def test_a_correct_head_with_its_own_names_matches_and_the_modules_stay_untouched(capsys):
+    ref = _trained_like(RCCAModule(32, 5))
+    mine = LearnerHead(32, 5)
+    before = {k: v.clone() for k, v in mine.state_dict().items()}
+    assert check_module(mine, ref, lambda: torch.randn(2, 32, 6, 7))
+    assert "✓ LearnerHead matches seglib on 3 random inputs" in capsys.readouterr().out
+    assert all(torch.equal(before[k], v) for k, v in mine.state_dict().items())
+    assert mine.training and ref.training  # the copies went to eval mode, not these
+
+
+def test_a_head_that_drops_the_skip_or_a_pass_is_caught(capsys):
+    ref = _trained_like(RCCAModule(32, 5))
+    assert not check_module(LearnerHead(32, 5, skip=False), ref, lambda: torch.randn(1, 32, 5, 6))
+    assert "✗ LearnerHead differs from seglib" in capsys.readouterr().out
+    assert not check_module(LearnerHead(32, 5, recurrence=1), ref, lambda: torch.randn(1, 32, 5, 6))
+    assert "max |difference|" in capsys.readouterr().out
+
+
+def test_a_head_with_other_shapes_says_which_tensor(capsys):
+    ref = RCCAModule(32, 5)
+    assert not check_module(LearnerHead(32, 4), ref, lambda: torch.randn(1, 32, 5, 6))
+    out = capsys.readouterr().out
+    assert "cannot take seglib's weights" in out and "classify.weight" in out
+    assert not check_module(nn.Conv2d(32, 5, 1), ref, lambda: torch.randn(1, 32, 5, 6))
+    assert "holds 2 parameter and buffer tensors" in capsys.readouterr().out
+
+
+def test_a_head_stub_is_not_implemented_yet(capsys):
+    class Stub(LearnerHead):
+        def forward(self, x):
+            raise NotImplementedError
+
+    assert not check_module(Stub(32, 5), RCCAModule(32, 5), lambda: torch.randn(1, 32, 5, 6))
+    assert "not implemented yet" in capsys.readouterr().out

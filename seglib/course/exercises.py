@@ -20,6 +20,11 @@ raises `NotImplementedError` prints "not implemented yet". A function that retur
 `None` or `NotImplemented` (a stub without a `return`) raises a `TypeError` that
 says so, since there is nothing to compare.
 
+A module (the capstone: a whole CCNet head) has weights, and two correct modules only
+agree when they hold the same ones: `check_module` copies seglib's weights into the
+learner's module (by name when the names agree, else in the order the two modules
+register them) and then compares the outputs, in eval mode and float64.
+
 An augmentation has no single right output (it is random), so `check_augmentation`
 checks what every correct one must do instead: on a painted checkerboard whose mask
 says which squares are bright, the image and the mask must still agree after the
@@ -30,6 +35,7 @@ uncovered must be 255 in the mask, not a class.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -39,7 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["check", "check_augmentation", "random_size"]
+__all__ = ["check", "check_augmentation", "check_module", "random_size"]
 
 IGNORE = 255  # the mask value that the loss and the metrics skip
 
@@ -203,6 +209,61 @@ def check(
     what = (f"{n} random input" + "s" * (n > 1)) if random else "the given input"
     print(f"✓ {name} matches seglib on {what}")
     return True
+
+
+def _copy_weights(source: nn.Module, target: nn.Module) -> str | None:
+    """Copy `source`'s parameters and buffers into `target`; None, or why it cannot.
+
+    By name when both state dicts have the same keys, else in registration order (the
+    learner's names may differ from seglib's), tensor by tensor with equal shapes."""
+    src, dst = source.state_dict(), target.state_dict()
+    if list(src) == list(dst):
+        pairs = [(k, src[k], k, dst[k]) for k in src]
+    else:
+        if len(src) != len(dst):
+            return (f"holds {len(dst)} parameter and buffer tensors, seglib's module "
+                    f"{len(src)}")  # fmt: skip
+        pairs = [(a, src[a], b, dst[b]) for a, b in zip(src, dst)]
+    for ref_name, ref, name, mine in pairs:
+        if ref.shape != mine.shape:
+            return (f"its `{name}` has shape {tuple(mine.shape)} where seglib's `{ref_name}` "
+                    f"has {tuple(ref.shape)} (create the layers in the order of the forward "
+                    "pass, or with seglib's names)")  # fmt: skip
+    with torch.no_grad():
+        for _, ref, _, mine in pairs:
+            mine.copy_(ref)
+    return None
+
+
+def check_module(
+    learner: nn.Module,
+    reference: nn.Module,
+    *inputs: Any,
+    cases: int = 3,
+    atol: float = 1e-8,
+    rtol: float = 1e-6,
+    seed: int = 0,
+) -> bool:
+    """Compare a learner's `nn.Module` with seglib's: the same weights, then the same outputs.
+
+    Both modules are copied (the caller's stay untouched), moved to float64 and put in
+    eval mode (dropout off, batch norm with its running statistics); seglib's weights
+    are copied into the learner's copy (`_copy_weights`), and both run on the same
+    inputs as in `check` (a callable input is a factory called once per case).
+
+    Returns:
+        True when every case matches, else False (one verdict line is printed; a
+        mismatch or a module that cannot hold seglib's weights is never an error).
+    """
+    name = type(learner).__name__
+    mine_module = copy.deepcopy(learner).double().eval()
+    ref_module = copy.deepcopy(reference).double().eval()
+    why = _copy_weights(ref_module, mine_module)
+    if why is not None:
+        print(f"✗ {name} cannot take seglib's weights: it {why}")
+        return False
+    return check(mine_module, ref_module, *inputs, cases=cases, atol=atol, rtol=rtol,
+                 dtype=torch.float64, seed=seed)  # fmt: skip
 
 
 def _checkerboard(size: tuple[int, int], square: int) -> tuple[np.ndarray, np.ndarray]:
