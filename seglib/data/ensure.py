@@ -28,7 +28,7 @@ from pathlib import Path
 from seglib import paths
 from seglib.data.download import DEFAULT_URL
 from seglib.data.download import download as download_camvid
-from seglib.data.source import _is_camvid, camvid_hint, find_camvid
+from seglib.data.source import camvid_hint, find_camvid, is_camvid
 
 __all__ = ["ensure_camvid"]
 
@@ -61,7 +61,7 @@ def ensure_camvid(
     fetch = {"url": url, "progress": progress, "timeout": timeout}
     path, how = find_camvid(root)
     if path is not None:  # given root, $CAMVID_DIR, or a data/CamVid that holds CamVid
-        if _is_camvid(path):
+        if is_camvid(path):
             return path
         if download:
             return download_camvid(path, **fetch)

@@ -30,7 +30,7 @@ from seglib.data.camvid import CamVid
 from seglib.data.synthetic import SyntheticStreets
 from seglib.data.transforms import train_transform
 
-__all__ = ["DataChoice", "camvid_hint", "find_camvid", "pick_datasets"]
+__all__ = ["DataChoice", "camvid_hint", "find_camvid", "is_camvid", "pick_datasets"]
 
 
 
@@ -47,8 +47,9 @@ class DataChoice:
     palette: np.ndarray  # (K, 3) uint8
 
 
-def _is_camvid(path: Path) -> bool:
-    """A folder with a train split in either layout."""
+def is_camvid(path: Path) -> bool:
+    """Whether `path` holds CamVid: a train split with labels in either layout
+    (SegNet's `trainannot` or the original `train_labels`)."""
     return (path / "train").is_dir() and (
         (path / "trainannot").is_dir() or (path / "train_labels").is_dir()
     )
@@ -98,7 +99,7 @@ def find_camvid(root: str | os.PathLike | None = None) -> tuple[Path | None, str
     if env:
         return Path(env), "$CAMVID_DIR"
     for path in local:
-        if _is_camvid(path):
+        if is_camvid(path):
             return path, "data/CamVid"
     # Relative to the working directory: short, and the same on every machine
     return None, ", ".join(dict.fromkeys(os.path.relpath(p) for p in local))
