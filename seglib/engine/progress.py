@@ -38,10 +38,12 @@ class Board:
             # d2l is installed apart (pip install --no-deps d2l): imported only to animate
             from d2l import torch as d2l
 
+            # the validation curves get a marker per epoch, so that a run of one epoch
+            # (or the first epoch of any run) shows its point instead of an empty legend
             self.animator = d2l.Animator(
-                xlabel="epoch", xlim=[0, config.epochs],
+                xlabel="epoch", ylabel="loss; accuracy, mIoU (0-1)", xlim=[0, config.epochs],
                 legend=["train loss", "val loss", "val pixel acc", "val mIoU"],
-                fmts=("-", "r:", "m--", "g-."),
+                fmts=("-", "r:.", "m--.", "g-.."),
             )  # fmt: skip
             self.timer = d2l.Timer()
             for row in history:  # a resumed run: the epochs done so far, then onwards
