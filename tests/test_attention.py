@@ -14,6 +14,7 @@ from seglib.models.attention import (
     criss_cross_attention,
     criss_cross_mask,
     criss_cross_weights,
+    cross_positions,
     dense_masked_attention,
 )
 
@@ -116,6 +117,31 @@ def test_weights_layout_and_map(H, W):
     ).view(H, W)
     torch.testing.assert_close(m, dense, atol=1e-12, rtol=0)
     torch.testing.assert_close(attention_to_map(a[1:2], h, w), m)
+
+
+@pytest.mark.parametrize("H,W", [(1, 1), (1, 9), (9, 1), (5, 7), (4, 4)])
+def test_cross_positions_lists_each_cross_in_the_documented_order(H, W):
+    rows, cols = cross_positions(H, W)
+    assert rows.shape == cols.shape == (H, W, H + W - 1)
+    assert rows.dtype == cols.dtype == torch.long
+    # independent construction: a python loop writing each pixel's cross by hand,
+    # its column top to bottom (centre included), then its row left to right (centre left out)
+    for h in range(H):
+        for w in range(W):
+            cross = [(g, w) for g in range(H)] + [(h, v) for v in range(W) if v != w]
+            assert list(zip(rows[h, w].tolist(), cols[h, w].tolist())) == cross
+    # every cross holds H + W - 1 distinct pixels, all on the pixel's row or column
+    mask = criss_cross_mask(H, W)
+    for h in range(H):
+        for w in range(W):
+            flat = rows[h, w] * W + cols[h, w]
+            assert flat.unique().numel() == H + W - 1
+            assert mask[h * W + w, flat].all() and mask[h * W + w].sum() == H + W - 1
+
+
+def test_cross_positions_rejects_empty_maps():
+    with pytest.raises(ValueError, match=">= 1"):
+        cross_positions(0, 3)
 
 
 def test_attention_to_map_rejects_bad_input():

@@ -84,6 +84,19 @@ def test_no_import_inside_functions_but_optional_ones(path):
                 )
 
 
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_private_name_is_imported_from_another_module(path):
+    """A leading underscore means "this module's own": a name another module needs is
+    public (named, documented), so `from seglib.x import _y` never appears."""
+    me = _module_name(path)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("seglib"):
+            private = [alias.name for alias in node.names if alias.name.startswith("_")]
+            assert not private, (
+                f"{me}:{node.lineno} imports private {', '.join(private)} from {node.module}"
+            )
+
+
 def test_the_import_graph_has_no_cycle():
     graph = {}
     for path in FILES:

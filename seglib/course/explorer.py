@@ -49,10 +49,10 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from seglib.models.attention import attention_to_map
+from seglib.models.attention import attention_to_map, cross_positions
 from seglib.models.rcca_probes import rcca_attention
 from seglib.viz.attention import mark_uniform, outline_above, uniform_level
-from seglib.viz.masks import _clean, _rgb
+from seglib.viz.masks import as_rgb, hide_ticks
 
 __all__ = ["maps_for_pixel", "plot_rcca_maps", "AttentionExplorer"]
 
@@ -60,20 +60,6 @@ __all__ = ["maps_for_pixel", "plot_rcca_maps", "AttentionExplorer"]
 # weaker weights are drawn in the lowest colour (a trained map can reach 1e-30)
 _DECADES = 4.0
 _PANEL_TITLES = ("pass 1: row + column", "pass 2: row + column", "both passes composed")
-
-
-def _cross_indices(h: int, w: int) -> tuple[Tensor, Tensor]:
-    """Row and column (each (h, w, h + w - 1)) of every entry of `criss_cross_weights`.
-
-    Entry `[i, j, k]` is the k-th pixel of (i, j)'s cross: the column (g, j) for k = g < h,
-    then the row (i, v), v != j, in increasing v.
-    """
-    i = torch.arange(h)[:, None, None].expand(h, w, 1)  # (h, w, 1)
-    j = torch.arange(w)[None, :, None].expand(h, w, 1)  # (h, w, 1)
-    t = torch.arange(w - 1)[None, None, :]  # (1, 1, w-1)
-    rows = torch.cat([torch.arange(h)[None, None, :].expand(h, w, h), i.expand(h, w, w - 1)], -1)
-    cols = torch.cat([j.expand(h, w, h), t + (t >= j).long()], -1)  # skip the centre v = j
-    return rows, cols  # (h, w, h+w-1) each
 
 
 def maps_for_pixel(att: dict[str, Any], pixel: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
@@ -101,7 +87,7 @@ def maps_for_pixel(att: dict[str, Any], pixel: tuple[int, int]) -> tuple[Tensor,
     r, c = (int(v) for v in pixel)
     if not (0 <= r < h and 0 <= c < w):
         raise ValueError(f"pixel {tuple(pixel)} is outside the {h}x{w} feature map")
-    rows, cols = _cross_indices(h, w)
+    rows, cols = cross_positions(h, w, device=a1.device)  # (h, w, h+w-1) each
     # the pixels v on u's cross, and the pass-2 weight A2[u, v] of each
     v_rows, v_cols = rows[r, c], cols[r, c]  # (L,), L = h+w-1
     # A2[u, v] * A1[v, :] scattered onto the map: (L, L) products at (L, L) positions
@@ -156,7 +142,7 @@ def plot_rcca_maps(
     """
     if isinstance(image, torch.Tensor) and image.dim() == 4:
         image = image[0]  # (3, H, W)
-    rgb = _rgb(image)  # (H, W, 3) in [0, 1]
+    rgb = as_rgb(image)  # (H, W, 3) in [0, 1]
     maps = [m.double().numpy() for m in maps_for_pixel(att, pixel)]  # 3 x (h, w)
     h, w = att["size"]
     r, c = pixel
@@ -177,7 +163,7 @@ def plot_rcca_maps(
 
     def mark(ax: Axes) -> None:
         ax.plot([x], [y], marker="x", color="cyan", markersize=8, markeredgewidth=2)
-        _clean(ax)
+        hide_ticks(ax)
 
     axes[0].imshow(rgb, extent=extent)
     axes[0].set_title(f"query pixel ({r}, {c})", fontsize=9)

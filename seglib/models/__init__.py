@@ -6,10 +6,8 @@ Bottom layer of seglib: depends on torch and torchvision only.
 | file | idea | notebook |
 |---|---|---|
 | `backbone.py` | dilated ResNet, torchvision keys, output stride 8/16/32 | 01 |
-| `attention_plain.py` | criss-cross attention by einsum + softmax (the teaching path) | 02 |
-| `attention_lean.py` | the memory-lean autograd Function (keeps one log-sum-exp per pixel) | 08 |
-| `qkv_projection.py` | the three 1x1 projections as one channels-last convolution | 08 |
-| `attention.py` | public API: `criss_cross_attention`, the module, the dense reference | 02 |
+| `attention.py` | criss-cross attention (einsum + softmax), the module, the dense reference | 02 |
+| `attention_lean.py` | the same, memory-lean (one log-sum-exp per pixel; q/k/v as one conv) | 09 |
 | `ccnet.py` | RCCA (R passes of one shared attention), auxiliary head, CCNet, loss | 03 |
 | `layers.py` | the conv-BN-ReLU block the heads share | 03 |
 | `decoder.py` | optional stride-4 decoder on layer1 for thin objects (DeepLabv3+) | 07 |
@@ -25,6 +23,7 @@ from seglib.models.attention import (
     criss_cross_attention,
     criss_cross_mask,
     criss_cross_weights,
+    cross_positions,
     dense_masked_attention,
 )
 from seglib.models.backbone import ResNet, build_backbone
@@ -62,6 +61,7 @@ __all__ = [
     "criss_cross_attention",
     "criss_cross_mask",
     "criss_cross_weights",
+    "cross_positions",
     "dense_masked_attention",
     "rcca_attention",
 ]

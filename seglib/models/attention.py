@@ -21,12 +21,19 @@ H'_u = \gamma \sum_{i \in \Omega_u} A_{u,i} V_i + H_u ,$$
 the first index of $A$ being the query pixel $u$ (row $u$ of $A$ sums to one), as in
 the notebooks.
 
-This file holds the functional form, the module, a dense masked-attention reference
-(the same maths through a full $(HW) \times (HW)$ matrix with a row-or-column mask,
-used in the notebook and the tests) and two helpers to look at the weights.
-The default backward is memory-lean (`seglib.models.attention_lean`): it stores only
-$Q, K, V$ and one log-sum-exp per pixel and recomputes the attention (appendix notebook
-`09_appendix_lean_backward.ipynb`). Notebook `02_criss_cross_attention.ipynb` derives
+This file holds the plain path (energies by einsum over each pixel's column and row,
+the centre counted once, in the column; one softmax over the $H + W - 1$ positions;
+the weighted sum of values, all under ordinary autograd), the functional form, the
+module, a dense masked-attention reference (the same maths through a full
+$(HW) \times (HW)$ matrix with a row-or-column mask, used in the notebook and the
+tests), the layout of a pixel's $H + W - 1$ weights (`cross_positions`) and two
+helpers to look at the weights.
+
+The default backward is memory-lean (`seglib.models.attention_lean`, an optimisation of
+this file that computes the same maths): it stores only $Q, K, V$ and one log-sum-exp
+per pixel and recomputes the attention (appendix notebook
+`09_appendix_lean_backward.ipynb`). The precision rules both paths follow are written
+there once and imported here. Notebook `02_criss_cross_attention.ipynb` derives
 the rest step by step.
 """
 
@@ -37,21 +44,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seglib.models.attention_lean import (
+    attention_dtypes,
+    autocast_off,
     lean_criss_cross_attention,
     lean_packed_criss_cross_attention,
+    project_qkv,
+    row_centre_mask,
 )
-from seglib.models.attention_plain import (
-    _check_qkv,
-    _dtypes,
-    _energies,
-    _exporting,
-    _memory_format,
-    _no_autocast,
-    _plain_attention,
-)
-from seglib.models.qkv_projection import project_qkv
 
 __all__ = [
+    "cross_positions",
     "criss_cross_attention",
     "criss_cross_weights",
     "criss_cross_mask",
@@ -59,6 +61,97 @@ __all__ = [
     "attention_to_map",
     "CrissCrossAttention",
 ]
+
+
+def _check_qkv(query: Tensor, key: Tensor, value: Tensor | None = None) -> None:
+    """Raise ValueError unless q, k are (B, C', H, W) alike and v is (B, C, H, W)."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if t is not None and t.dim() != 4:
+            raise ValueError(f"{name} must be 4-D (B, C, H, W), got shape {tuple(t.shape)}")
+    if query.shape != key.shape:
+        raise ValueError(
+            f"query and key must have the same shape (B, C', H, W), got "
+            f"{tuple(query.shape)} and {tuple(key.shape)}"
+        )
+    if value is not None and (value.shape[0], *value.shape[2:]) != (
+        query.shape[0],
+        *query.shape[2:],
+    ):
+        raise ValueError(
+            f"value must be (B, C, H, W) with the B, H, W of query {tuple(query.shape)}, "
+            f"got {tuple(value.shape)}"
+        )
+
+
+def _exporting() -> bool:
+    """True while ONNX export or `torch.export` traces us: they cannot trace an
+    autograd.Function, so the lean path gives way to the plain einsum maths."""
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
+def _memory_format(x: Tensor) -> torch.memory_format:
+    """`torch.channels_last` for a channels-last (and not also contiguous) 4-D tensor,
+    else `torch.contiguous_format`: the layout `CrissCrossAttention` returns."""
+    if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return torch.contiguous_format
+    return torch.channels_last
+
+
+def _energies(query: Tensor, key: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Column and row energies $Q_u^\top K_i$, the centre removed from the row branch.
+
+    Returns `e_col` (B, H, W, H) over pixels (g, w) and `e_row` (B, H, W, W) over
+    pixels (h, v), with `-inf` at v == w so the centre is counted once (in the column).
+    """
+    # `q`, `k` have shape `[B, C', H, W]`; column scores for (h, w) against (g, w)
+    e_col = torch.einsum("bchw,bcgw->bhwg", query, key)  # (B, H, W, H)
+    # row scores for (h, w) against (h, v)
+    e_row = torch.einsum("bchw,bchv->bhwv", query, key)  # (B, H, W, W)
+    e_row = e_row.masked_fill(row_centre_mask(query.shape[-1], query.device), float("-inf"))
+    return e_col, e_row
+
+
+def _plain_attention(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+    """The teaching path: einsum energies, one softmax over the concatenation, einsum sum."""
+    B, C, H, W = value.shape
+    dtype, stat = attention_dtypes(query, key, value)
+    with autocast_off(value.device.type):
+        e_col, e_row = _energies(query.to(stat), key.to(stat))
+        # $A_{u,\cdot} = \mathrm{softmax}(Q_u^\top K_{\Omega_u})$, in float32 (or float64)
+        attn = torch.softmax(torch.cat([e_col, e_row], dim=-1), dim=-1)  # (B, H, W, H+W)
+        a_col, a_row = attn.to(dtype).split([H, W], dim=-1)
+        v = value.to(dtype)
+        # $\sum_{i \in \Omega_u} A_{u,i} V_i$: the column part plus the row part
+        out = torch.einsum("bhwg,bcgw->bchw", a_col, v)  # (B, C, H, W)
+        out = out + torch.einsum("bhwv,bchv->bchw", a_row, v)  # (B, C, H, W)
+    return out
+
+
+def cross_positions(
+    H: int, W: int, device: torch.device | str | None = None
+) -> tuple[Tensor, Tensor]:
+    """Row and column index of every entry of a pixel's H + W - 1 weights (the layout).
+
+    Each pixel (h, w) lists its cross in one fixed order, the order of the last dim of
+    `criss_cross_weights`: first the column pixels (g, w), g = 0..H-1 (the centre at
+    g = h), then the row pixels (h, v), v != w, in increasing v. The centre is counted
+    once, in the column. `attention_to_map` and `seglib.course.explorer` read weights
+    through this function, so the layout is written here only.
+
+    Returns:
+        `rows`, `cols`: long (H, W, H + W - 1) each; entry `[h, w, k]` is the pixel
+        `(rows[h, w, k], cols[h, w, k])` that weight k of pixel (h, w) belongs to.
+    """
+    if H < 1 or W < 1:
+        raise ValueError(f"H and W must be >= 1, got H={H}, W={W}")
+    h = torch.arange(H, device=device)[:, None, None]  # (H, 1, 1): the query row
+    w = torch.arange(W, device=device)[None, :, None]  # (1, W, 1): the query column
+    g = torch.arange(H, device=device)[None, None, :]  # (1, 1, H): down the column
+    j = torch.arange(W - 1, device=device)[None, None, :]  # (1, 1, W-1)
+    v = j + (j >= w).long()  # (1, W, W-1): along the row, skipping the centre v = w
+    rows = torch.cat([g.expand(H, W, H), h.expand(H, W, W - 1)], dim=-1)  # (H, W, H+W-1)
+    cols = torch.cat([w.expand(H, W, H), v.expand(H, W, W - 1)], dim=-1)  # (H, W, H+W-1)
+    return rows, cols
 
 
 def criss_cross_attention(
@@ -72,7 +165,8 @@ def criss_cross_attention(
         lean: use the memory-lean autograd Function (saves q, k, v and one
             log-sum-exp per pixel, recomputes the attention in backward). `False`
             gives the plain autograd path (einsum + softmax), kept for teaching and
-            comparison. Both compute the same forward.
+            comparison. Both compute the same forward. Under ONNX export or
+            `torch.export` the plain path is taken either way.
 
     Returns:
         (B, C, H, W): one softmax over the H + W - 1 pixels of each pixel's row and
@@ -82,7 +176,7 @@ def criss_cross_attention(
         runs in the value's (or autocast's) dtype.
     """
     _check_qkv(query, key, value)
-    if lean:
+    if lean and not _exporting():  # an autograd.Function cannot be exported
         return lean_criss_cross_attention(query, key, value)
     return _plain_attention(query, key, value)
 
@@ -90,21 +184,21 @@ def criss_cross_attention(
 def criss_cross_weights(query: Tensor, key: Tensor) -> Tensor:
     """Softmax weights (B, H, W, H + W - 1) of every pixel, for visualisation.
 
-    Entry `[b, h, w, :H]` holds the weights of the column pixels (g, w), g = 0..H-1
-    (the centre at g = h); entry `[b, h, w, H:]` holds the row pixels (h, v), v != w,
-    in increasing v. Each pixel's weights sum to one. Float32 (float64 for float64 input).
+    Entry `[b, h, w, k]` is the weight of the pixel given by `cross_positions`: the
+    column pixels (g, w), g = 0..H-1, for k < H (the centre at g = h), then the row
+    pixels (h, v), v != w, in increasing v. Each pixel's weights sum to one. Float32
+    (float64 for float64 input).
     """
     _check_qkv(query, key)
     B, _, H, W = query.shape
-    _, stat = _dtypes(query, key)
-    with _no_autocast(query.device.type):
+    _, stat = attention_dtypes(query, key)
+    with autocast_off(query.device.type):
         e_col, e_row = _energies(query.to(stat), key.to(stat))
         attn = torch.softmax(torch.cat([e_col, e_row], dim=-1), dim=-1)  # (B, H, W, H+W)
-    # drop the (zero) centre of the row branch: for column w keep v = j + (j >= w)
-    j = torch.arange(W - 1, device=query.device)
-    w = torch.arange(W, device=query.device)
-    keep = j[None, :] + (j[None, :] >= w[:, None]).long()  # (W, W-1)
-    row = attn[..., H:].gather(-1, keep.expand(B, H, W, W - 1))  # (B, H, W, W-1)
+    # drop the (zero) centre of the row branch: keep the row pixels v != w, in the
+    # order of `cross_positions`
+    _, cols = cross_positions(H, W, device=query.device)  # (H, W, H+W-1)
+    row = attn[..., H:].gather(-1, cols[..., H:].expand(B, H, W, W - 1))  # (B, H, W, W-1)
     return torch.cat([attn[..., :H], row], dim=-1)  # (B, H, W, H+W-1)
 
 
@@ -139,8 +233,8 @@ def dense_masked_attention(query: Tensor, key: Tensor, value: Tensor, mask: Tens
             f"mask must be a bool tensor of shape {(H * W, H * W)}, "
             f"got {mask.dtype} {tuple(mask.shape)}"
         )
-    dtype, stat = _dtypes(query, key, value)
-    with _no_autocast(value.device.type):
+    dtype, stat = attention_dtypes(query, key, value)
+    with autocast_off(value.device.type):
         q = query.to(stat).flatten(2)  # (B, C', HW)
         k = key.to(stat).flatten(2)  # (B, C', HW)
         energy = q.transpose(1, 2) @ k  # (B, HW, HW)
@@ -152,6 +246,8 @@ def dense_masked_attention(query: Tensor, key: Tensor, value: Tensor, mask: Tens
 
 def attention_to_map(weights: Tensor, h: int, w: int) -> Tensor:
     """Scatter pixel (h, w)'s H + W - 1 weights into an (H, W) map, zero off its cross.
+
+    Each weight goes to the pixel `cross_positions` names for it.
 
     Args:
         weights: (H, W, H + W - 1) or (1, H, W, H + W - 1), as returned by
@@ -169,12 +265,10 @@ def attention_to_map(weights: Tensor, h: int, w: int) -> Tensor:
         raise ValueError(f"last dim must be H + W - 1 = {H + W - 1}, got {L}")
     if not (0 <= h < H and 0 <= w < W):
         raise ValueError(f"pixel (h, w) must lie in [0, {H}) x [0, {W}), got ({h}, {w})")
-    pixel = weights[h, w]  # (H+W-1,)
+    rows, cols = cross_positions(H, W, device=weights.device)  # (H, W, H+W-1) each
     out = weights.new_zeros(H, W)
-    out[:, w] = pixel[:H]  # the column, centre included
-    others = [v for v in range(W) if v != w]
-    out[h, others] = pixel[H:]  # the row without the centre
-    return out
+    out[rows[h, w], cols[h, w]] = weights[h, w]  # (H+W-1,) weights onto their pixels
+    return out  # (H, W)
 
 
 class CrissCrossAttention(nn.Module):
@@ -188,10 +282,9 @@ class CrissCrossAttention(nn.Module):
     block is the identity and the network learns how much context to mix in.
 
     With `lean = True` (default) training uses two autograd Functions: the three
-    projections as one channels-last convolution that keeps only $X$
-    (`seglib.models.qkv_projection`), and the memory-lean attention of
-    `seglib.models.attention_lean`, which keeps $Q, K, V$ and one log-sum-exp per pixel and
-    folds $\gamma$ and the residual in.
+    projections as one channels-last convolution that keeps only $X$, and the
+    memory-lean attention, which keeps $Q, K, V$ and one log-sum-exp per pixel and
+    folds $\gamma$ and the residual in (both in `seglib.models.attention_lean`).
     Without gradients (`torch.no_grad`, eval) the same forward runs as plain tensor
     code, and under ONNX export / `torch.export` the plain einsum path is used: an
     autograd.Function cannot be exported, and the forward maths is identical.

@@ -1,9 +1,16 @@
 r"""
 # Memory-lean criss-cross attention: recompute instead of store
 
-The default path of `seglib.models.attention.criss_cross_attention` and of the
-`CrissCrossAttention` module; the idea of [FlashAttention](https://arxiv.org/abs/2205.14135)
-applied along rows and columns.
+An optimisation of `seglib.models.attention` (notebook 02): the same criss-cross
+attention, the same maths and dtypes, computed in less memory. It is the default path
+of `seglib.models.attention.criss_cross_attention` and of the `CrissCrossAttention`
+module; the idea of [FlashAttention](https://arxiv.org/abs/2205.14135) applied along
+rows and columns. The tests hold both paths to the same dense float64 reference.
+
+`seglib.models.attention` builds on this file, so this file imports nothing from it:
+the three rules both paths follow are written here once (`attention_dtypes`: energies
+and softmax in at least float32; `autocast_off`; `row_centre_mask`: the centre is
+counted once, in the column).
 
 Plain autograd keeps the (B, H, W, H + W) softmax (and, in the usual bmm
 formulation, permuted copies of it and of $V$) alive until backward. Here the
@@ -30,34 +37,99 @@ gradients exist for that block only, and every product with a
 $C$-channel tensor runs on a block of rows or of columns (4 MB on a CPU, 64 MB on a GPU),
 reading $V$ and $dY$ through strided views in whatever layout they come
 (channels-first or channels-last) and adding into the output in place. No full-size
-permuted copy of a $C$-channel tensor is made. Taught in the appendix notebook
-`09_appendix_lean_backward.ipynb`; measured in `benchmarks/attention.py`.
+permuted copy of a $C$-channel tensor is made.
+
+## The query, key and value projections as one channels-last convolution
+
+The lean block needs $Q = W_q X + b_q$, $K = W_k X + b_k$ and
+$V = W_v X + b_v$: three 1x1 convolutions of the same input. Done with three
+`nn.Conv2d` calls under plain autograd, each convolution keeps its input for the
+weight gradient, and a channels-last copy of a channels-first $X$ (the layout in
+which oneDNN and the attention's row/column matmuls are fastest) would be kept too:
+one more $(B, C, H, W)$ tensor alive until backward.
+
+`QKVProjection` stacks the three weights into one $(2C' + C) \times C$ matrix and runs
+a single channels-last convolution (one GEMM over pixels). It saves only $X$ itself,
+which the caller holds anyway, and in backward re-makes the channels-last copy for
+the weight gradient a block of images at a time (one image for large maps: about
+8 ms per image at 97x97x512 on 2 cores) instead of keeping a copy of the whole batch.
+The result is one channels-last $(B, 2C' + C, H, W)$ tensor whose channel slices are
+$Q$, $K$, $V$, which `LeanPackedCrissCrossAttention` reads in place and whose gradient
+it writes as one tensor, so that no concatenation is needed on the way back either.
+The gradient of $X$ is written block by block in $X$'s own layout, so that autograd
+adds it to the residual's gradient without a layout conversion.
+
+Taught in the appendix notebook `09_appendix_lean_backward.ipynb`; measured in
+`benchmarks/attention.py`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from seglib.models.attention_plain import (
-    _centre,
-    _dtypes,
-    _exporting,
-    _needs_grad,
-    _no_autocast,
-    _plain_attention,
-)
-
 __all__ = [
+    "attention_dtypes",
+    "autocast_off",
+    "row_centre_mask",
     "LeanCrissCrossAttention",
     "LeanPackedCrissCrossAttention",
     "lean_criss_cross_attention",
     "lean_packed_criss_cross_attention",
     "lean_forward",
+    "QKVProjection",
+    "project_qkv",
 ]
+
+
+# ## The rules both paths follow (`seglib.models.attention` uses them too)
+
+
+def attention_dtypes(*tensors: Tensor) -> tuple[torch.dtype, torch.dtype]:
+    """(compute dtype of the value aggregation, dtype of energies and softmax).
+
+    Under autocast the aggregation runs in the autocast dtype (as a matmul would);
+    energies and softmax statistics always run in at least float32.
+    """
+    device_type = tensors[0].device.type
+    if torch.is_autocast_enabled(device_type):
+        dtype = torch.get_autocast_dtype(device_type)
+    else:
+        dtype = tensors[0].dtype
+        for t in tensors[1:]:
+            dtype = torch.promote_types(dtype, t.dtype)
+    return dtype, torch.promote_types(dtype, torch.float32)
+
+
+def autocast_off(device_type: str) -> contextlib.AbstractContextManager:
+    """Switch autocast off (dtypes are handled explicitly); a no-op when it is off."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def row_centre_mask(w: int, device: torch.device) -> Tensor:
+    """(W, W) bool, True on v == w: the pixel itself in its own row.
+
+    Its row energy is set to `-inf`, so that the centre is counted once (in the column).
+    Built from index comparison (not `torch.eye`) on the input's device, so it traces
+    to ONNX with a dynamic width and never pins a device.
+    """
+    idx = torch.arange(w, device=device)
+    return idx[:, None] == idx[None, :]  # (W, W)
+
+
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    """Whether autograd must record an op on these tensors (None entries ignored)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+# ## Blocks: how much of a C-channel tensor is worked on at once
 
 # A C-channel block (images, then rows or columns) is at most this many bytes: ~4 MB on
 # a CPU (cache-sized temporaries, small peak); 64 MB on a GPU, where every block costs
@@ -202,7 +274,7 @@ def _probabilities(q: Tensor, k: Tensor, lse: Tensor | None = None
     """
     s_col, s_row = _cross_scores(q, k)
     # the centre is already in the column: drop it from the row, in place
-    s_row.masked_fill_(_centre(q.shape[-1], q.device), float("-inf"))
+    s_row.masked_fill_(row_centre_mask(q.shape[-1], q.device), float("-inf"))
 
     def col(t: Tensor) -> Tensor:  # per-pixel (n, H, W) -> column order (n, W, H, 1)
         return t.transpose(-1, -2).unsqueeze(-1)
@@ -314,7 +386,7 @@ class LeanCrissCrossAttention(torch.autograd.Function):
         query, key, value, lse, gamma = ctx.saved_tensors
         dtype, stat, residual_dtype = ctx.dtypes
         need_q, need_k, need_v, need_g, need_r = ctx.needs_input_grad[:5]
-        with _no_autocast(grad_out.device.type):
+        with autocast_off(grad_out.device.type):
             # q, k gradients accumulate in the statistics dtype, v's in the compute dtype
             dq = torch.zeros_like(query, dtype=stat) if need_q else None
             dk = torch.zeros_like(key, dtype=stat) if need_k else None
@@ -339,7 +411,7 @@ def _split(qkv: Tensor, c_qk: int) -> tuple[Tensor, Tensor, Tensor]:
 
 
 class LeanPackedCrissCrossAttention(torch.autograd.Function):
-    """The same attention on q, k, v stacked in one tensor (see `seglib.models.qkv_projection`).
+    """The same attention on q, k, v stacked in one tensor (see `project_qkv` below).
 
     Reads q, k, v as channel slices in place and returns their gradient as one tensor
     of the stacked shape and layout, so the projection needs no concatenation.
@@ -359,7 +431,7 @@ class LeanPackedCrissCrossAttention(torch.autograd.Function):
         dtype, stat, residual_dtype = ctx.dtypes
         need_qkv, _, need_g, need_r = ctx.needs_input_grad[:4]
         dqkv = None
-        with _no_autocast(grad_out.device.type):
+        with autocast_off(grad_out.device.type):
             # one buffer in qkv's layout (statistics dtype: exact sums for half inputs)
             buffers = (None, None, None)
             if need_qkv:
@@ -392,17 +464,12 @@ def lean_criss_cross_attention(
     `gamma` is the module's (1,) gate and `residual` its input; either may be None
     (then no gate, no residual). Without a gradient to compute (inference,
     `torch.no_grad`) it runs the same forward maths, `lean_forward`, as plain tensor
-    code. During ONNX export or `torch.export` (which cannot trace an
-    autograd.Function, and would bake the per-image and per-block loops into the
-    graph for one size) it takes the plain einsum path of `seglib.models.attention`, the
-    same maths again.
+    code. Not for ONNX export or `torch.export`, which cannot trace an
+    autograd.Function and would bake the per-image and per-block loops into the graph
+    for one size: there `seglib.models.attention` takes its plain einsum path instead.
     """
-    if _exporting():
-        out = _plain_attention(query, key, value)
-        out = out if gamma is None else gamma * out
-        return out if residual is None else residual + out
-    dtype, stat = _dtypes(query, key, value)
-    with _no_autocast(value.device.type):
+    dtype, stat = attention_dtypes(query, key, value)
+    with autocast_off(value.device.type):
         if _needs_grad(query, key, value, gamma, residual):
             return LeanCrissCrossAttention.apply(query, key, value, gamma, residual, dtype,
                                                  stat)
@@ -414,12 +481,101 @@ def lean_packed_criss_cross_attention(
 ) -> Tensor:
     """`lean_criss_cross_attention` on q, k, v stacked along channels in one tensor.
 
-    `qkv` is (B, 2C' + C, H, W) (as `seglib.models.qkv_projection.project_qkv` returns it),
+    `qkv` is (B, 2C' + C, H, W) (as `project_qkv` returns it),
     `c_qk` is C'. Used by `CrissCrossAttention`'s lean path during training.
     """
     q, k, v = _split(qkv, c_qk)
-    dtype, stat = _dtypes(q, k, v)
-    with _no_autocast(qkv.device.type):
+    dtype, stat = attention_dtypes(q, k, v)
+    with autocast_off(qkv.device.type):
         if _needs_grad(qkv, gamma, residual):
             return LeanPackedCrissCrossAttention.apply(qkv, c_qk, gamma, residual, dtype, stat)
         return lean_forward(q, k, v, dtype, stat, gamma, residual)
+
+
+# ## The query, key and value projections as one channels-last convolution
+
+
+def _stack(convs: tuple[nn.Conv2d, ...]) -> tuple[Tensor, Tensor | None]:
+    """Weights (sum of out channels, C, 1, 1) and biases of 1x1 convs, stacked."""
+    for conv in convs:
+        plain_1x1 = (conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                     conv.groups) == ((1, 1), (1, 1), (0, 0), (1, 1), 1)
+        if not plain_1x1 or conv.padding_mode != "zeros":
+            raise ValueError(f"project_qkv needs plain 1x1 convolutions, got {conv}")
+    weight = torch.cat([c.weight for c in convs])
+    biases = [c.bias for c in convs]
+    bias = None if any(b is None for b in biases) else torch.cat(biases)
+    return weight, bias
+
+
+def _conv_channels_last(x: Tensor, weight: Tensor, bias: Tensor | None,
+                        dtype: torch.dtype) -> Tensor:
+    """1x1 convolution of x in `dtype`, run and returned channels-last (B, out, H, W)."""
+    xc = x.to(dtype).contiguous(memory_format=torch.channels_last)  # (B, C, H, W)
+    b = None if bias is None else bias.to(dtype)
+    with autocast_off(x.device.type):
+        out = F.conv2d(xc, weight.to(dtype), b)  # (B, out, H, W)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+class QKVProjection(torch.autograd.Function):
+    """One channels-last 1x1 convolution with stacked weights; saves only its input."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, dtype: torch.dtype):
+        out = _conv_channels_last(x, weight, bias, dtype)  # (B, 2C'+C, H, W)
+        ctx.save_for_backward(x, weight)  # x is the caller's tensor: nothing new is kept
+        ctx.has_bias, ctx.dtype = bias is not None, dtype
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        need_b = need_b and ctx.has_bias
+        dtype, n_out = ctx.dtype, weight.shape[0]
+        w = weight.to(dtype)
+        # a block of images at a time (one for large maps): the channels-last copies
+        # live for that block only
+        dx = torch.empty_like(x) if need_x else None  # in x's layout
+        # summed over images in the parameters' dtype (float32 under autocast)
+        dw = torch.zeros_like(weight) if need_w else None
+        db = torch.zeros(n_out, dtype=weight.dtype, device=w.device) if need_b else None
+        with autocast_off(grad.device.type):
+            for b in _image_blocks(x):
+                dy = grad[b].to(dtype).contiguous(memory_format=torch.channels_last)
+                if need_w or need_b:
+                    xc = x[b].to(dtype).contiguous(memory_format=torch.channels_last)
+                    _, dw_b, db_b = torch.ops.aten.convolution_backward(
+                        dy, xc, w, [n_out], [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
+                        [False, need_w, need_b],
+                    )
+                    del xc
+                    if need_w:
+                        dw += dw_b
+                    if need_b:
+                        db += db_b
+                if need_x:  # $dX = W^\top dY$: a 1x1 convolution of dY
+                    dx[b] = F.conv2d(dy, w.transpose(0, 1))  # (n, C, H, W)
+        return dx, dw, db, None
+
+
+def project_qkv(x: Tensor, query_conv: nn.Conv2d, key_conv: nn.Conv2d,
+                value_conv: nn.Conv2d) -> Tensor:
+    """(B, C'_q + C'_k + C_v, H, W) channels-last: the three 1x1 convs of x, stacked.
+
+    Under autocast the convolution runs in the autocast dtype (as `nn.Conv2d` would).
+    The convs must be 1x1 with stride 1, no padding, no groups (as in
+    `CrissCrossAttention`).
+    """
+    convs = (query_conv, key_conv, value_conv)
+    weight, bias = _stack(convs)
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        dtype = torch.get_autocast_dtype(device_type)
+    else:
+        dtype = torch.promote_types(x.dtype, weight.dtype)
+    if _needs_grad(x, weight, bias):
+        return QKVProjection.apply(x, weight, bias, dtype)
+    return _conv_channels_last(x, weight, bias, dtype)

@@ -28,7 +28,7 @@ from matplotlib.colorbar import Colorbar
 from matplotlib.contour import QuadContourSet
 from matplotlib.lines import Line2D
 
-from seglib.viz.masks import _clean, _numpy, _rgb
+from seglib.viz.masks import as_rgb, hide_ticks, to_numpy
 
 __all__ = ["mark_uniform", "outline_above", "plot_attention_map", "uniform_level"]
 
@@ -116,8 +116,8 @@ def plot_attention_map(
     Returns:
         the given `ax`, or the array of the two new axes.
     """
-    rgb = _rgb(image)
-    att = _numpy(attn_map).astype(np.float32)
+    rgb = as_rgb(image)
+    att = to_numpy(attn_map).astype(np.float32)
     if att.ndim != 2:
         raise ValueError(f"expected an attention map (h, w), got shape {att.shape}")
     r, c = pixel
@@ -138,7 +138,7 @@ def plot_attention_map(
                       vmin=0.0, vmax=max(float(att.max()), level))  # fmt: skip
         outline_above(a, att, level, extent)
         a.plot([x], [y], marker="x", color="cyan", markersize=9, markeredgewidth=2)
-        _clean(a)
+        hide_ticks(a)
         if colorbar:
             bar = a.figure.colorbar(im, ax=a, fraction=0.046, pad=0.04)
             mark_uniform(bar, level, text)
@@ -150,7 +150,7 @@ def plot_attention_map(
     axes[0].imshow(rgb, extent=extent)
     axes[0].plot([x], [y], marker="x", color="cyan", markersize=9, markeredgewidth=2)
     axes[0].set_title(f"query pixel {tuple(pixel)}")
-    _clean(axes[0])
+    hide_ticks(axes[0])
     draw_overlay(axes[1])
     axes[1].set_title(f"attention: max {att.max() / level:.1f}x uniform")
     return axes

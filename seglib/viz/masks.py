@@ -29,16 +29,19 @@ from seglib.data.classes import PALETTE
 from seglib.data.transforms import MEAN, STD
 
 __all__ = [
+    "as_rgb",
     "colorize",
     "denormalize",
+    "hide_ticks",
     "overlay",
     "palette_legend",
     "plot_class_frequencies",
     "show_segmentation_grid",
+    "to_numpy",
 ]
 
 
-def _numpy(x: Any) -> np.ndarray:
+def to_numpy(x: Any) -> np.ndarray:
     """A tensor (any device) or array-like as a numpy array."""
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
@@ -47,20 +50,20 @@ def _numpy(x: Any) -> np.ndarray:
 
 def denormalize(image: Any) -> np.ndarray:
     """Undo the ImageNet normalisation: (3, H, W) tensor/array -> (H, W, 3) float in [0, 1]."""
-    x = _numpy(image).astype(np.float32)
+    x = to_numpy(image).astype(np.float32)
     if x.ndim != 3 or x.shape[0] != 3:
         raise ValueError(f"expected a normalised image of shape (3, H, W), got {x.shape}")
     x = x * np.array(STD, np.float32)[:, None, None] + np.array(MEAN, np.float32)[:, None, None]
     return np.clip(x.transpose(1, 2, 0), 0.0, 1.0)
 
 
-def _rgb(image: Any) -> np.ndarray:
+def as_rgb(image: Any) -> np.ndarray:
     """Any displayable image as (H, W, 3) float in [0, 1].
 
     Accepts a normalised (3, H, W) tensor/array, a uint8 (H, W, 3) array, or an
     (H, W, 3) float array already in [0, 1].
     """
-    x = _numpy(image)
+    x = to_numpy(image)
     if x.ndim == 3 and x.shape[0] == 3 and x.shape[-1] != 3:
         return denormalize(x)
     if x.ndim != 3 or x.shape[-1] != 3:
@@ -72,7 +75,7 @@ def _rgb(image: Any) -> np.ndarray:
 
 def colorize(mask: Any, palette: Any = PALETTE) -> np.ndarray:
     """Paint a label map: (H, W) class indices -> (H, W, 3) uint8, 255 (ignore) in black."""
-    m = _numpy(mask)
+    m = to_numpy(mask)
     if m.ndim != 2:
         raise ValueError(f"expected a mask of shape (H, W), got {m.shape}")
     pal = np.asarray(palette, dtype=np.uint8)
@@ -93,8 +96,8 @@ def overlay(image: Any, mask: Any, palette: Any = PALETTE, alpha: float = 0.5) -
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    rgb = _rgb(image)
-    m = _numpy(mask)
+    rgb = as_rgb(image)
+    m = to_numpy(mask)
     if m.shape != rgb.shape[:2]:
         raise ValueError(f"mask shape {m.shape} does not match image size {rgb.shape[:2]}")
     colours = colorize(m, palette).astype(np.float32) / 255.0
@@ -103,7 +106,8 @@ def overlay(image: Any, mask: Any, palette: Any = PALETTE, alpha: float = 0.5) -
     return np.where((m == 255)[..., None], rgb, blend).astype(np.float32)
 
 
-def _clean(ax: Axes) -> None:
+def hide_ticks(ax: Axes) -> None:
+    """Remove the x and y ticks of `ax`: images and maps need no axis numbers."""
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -134,15 +138,15 @@ def show_segmentation_grid(
     for j, masks in enumerate(masks_list):
         if len(masks) != n:
             raise ValueError(f"mask column {j} has {len(masks)} masks for {n} images")
-    first = _rgb(images[0])
+    first = as_rgb(images[0])
     aspect = first.shape[1] / first.shape[0]
     fig, axes = plt.subplots(n, cols, figsize=(scale * aspect * cols, scale * n), squeeze=False)
     for i in range(n):
-        axes[i, 0].imshow(_rgb(images[i]))
+        axes[i, 0].imshow(as_rgb(images[i]))
         for j, masks in enumerate(masks_list, start=1):
             axes[i, j].imshow(colorize(masks[i], palette), interpolation="nearest")
         for ax in axes[i]:
-            _clean(ax)
+            hide_ticks(ax)
     for ax, title in zip(axes[0], titles):
         ax.set_title(title)
     fig.tight_layout()
@@ -166,7 +170,7 @@ def plot_class_frequencies(
     freqs: Any, classes: Sequence[str], palette: Any = PALETTE, ax: Axes | None = None
 ) -> Axes:
     """Bar chart of per-class values (pixel shares, weights...) in the class colours."""
-    values = _numpy(freqs).astype(np.float64)
+    values = to_numpy(freqs).astype(np.float64)
     if values.shape != (len(classes),):
         raise ValueError(f"expected {len(classes)} values, one per class, got shape {values.shape}")
     if ax is None:
