@@ -38,13 +38,13 @@ from torch.utils.data import DataLoader
 
 from seglib.data import pick_datasets
 from seglib.engine import evaluate, load_model
+from seglib.engine.config import recipe
 from seglib.engine.from_config import (
     build_datasets,
     build_loaders,
     build_model_for,
     resolve_class_weights,
 )
-from seglib.engine.recipes import recipe
 from seglib.engine.training_loop import fit
 from seglib.models import attention_knockout, rcca_attention
 from seglib.paths import runs_root

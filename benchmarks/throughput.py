@@ -148,7 +148,7 @@ def cpu_recipe_ab(rounds: int, steps: int) -> list[dict]:
 
     from seglib.data import pick_datasets, train_transform
     from seglib.engine import segmentation_loss
-    from seglib.engine.recipes import RECIPES
+    from seglib.engine.config import RECIPES
     from seglib.models import CCNet
 
     rec = RECIPES["camvid-cpu"]
@@ -230,7 +230,7 @@ def cpu_models_ab(rounds: int, steps: int) -> list[dict]:
     forward + loss (CCNet: main + 0.4 aux) + backward + SGD step.
     """
     from seglib.engine import segmentation_loss
-    from seglib.engine.recipes import RECIPES
+    from seglib.engine.config import RECIPES
     from seglib.models import build_model
 
     rec = RECIPES["camvid-cpu"]

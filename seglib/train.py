@@ -9,8 +9,10 @@
     python -m seglib.train --out runs/quick --resume                # continue a run
     python -m seglib.train --out runs/quick --overwrite             # replace a run
 
-The defaults are a quick CPU recipe on the synthetic street scenes (see
-`seglib.engine.config.TrainConfig`); `--data camvid` uses CamVid from `--data-dir`,
+Each option flag is made from a field of `seglib.engine.config.TrainConfig`: its name
+(`batch_size` -> `--batch-size`), its type and its help text are the field's, so `--help`
+lists every option with the config's own words. The defaults are a quick CPU recipe on
+the synthetic street scenes; `--data camvid` uses CamVid from `--data-dir`,
 `$CAMVID_DIR` or `data/CamVid` (a `--data-dir` alone means `--data camvid`; a CamVid
 that `--data synthetic` leaves unused is named in a printed line). Everything lands in
 `--out`: `metrics.csv`, `last.pt`, `best.pt`. A fresh run never replaces an earlier run
@@ -28,7 +30,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Sequence
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +42,14 @@ import torch
 from seglib import cli
 from seglib.data import find_camvid
 from seglib.engine import distributed as ddp
-from seglib.engine.config import CLASS_WEIGHTINGS, TrainConfig, parse_hw
+from seglib.engine.config import (
+    RECIPES,
+    REFINENET_LR,
+    TrainConfig,
+    option_fields,
+    parse_hw,
+    recipe,
+)
 from seglib.engine.device import pick_device
 from seglib.engine.from_config import (
     build_datasets,
@@ -45,113 +57,114 @@ from seglib.engine.from_config import (
     build_model_for,
     resolve_class_weights,
 )
-from seglib.engine.recipes import RECIPES, recipe
 from seglib.engine.run_protection import check_run_folder, run_files, run_lock
 from seglib.engine.training_loop import fit
-from seglib.models import MODELS
 from seglib.paths import runs_root
 
-__all__ = ["DEFAULT_LR", "main", "parse_args"]
+__all__ = ["build_parser", "flag_of", "main", "parse_args"]
 
-# Default SGD learning rate per model for runs from scratch: RefineNet's refinement path
-# has no batch normalisation, and at CCNet's 0.1 its loss turns NaN within two epochs.
-DEFAULT_LR = {"ccnet": TrainConfig.lr, "refinenet": 0.005}
+_TYPE_HINTS = typing.get_type_hints(TrainConfig)
 
 
-def _crop(text: str) -> tuple[int, int]:
-    try:
-        return parse_hw(text)
-    except ValueError:
-        msg = f"--crop expects HxW such as 96x128, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
+def _hw(flag: str) -> Callable[[str], tuple[int, int]]:
+    """An argparse type: a size HxW such as 96x128 (the error names `flag`)."""
+
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            return parse_hw(text)
+        except ValueError:
+            msg = f"{flag} expects HxW such as 96x128, got {text!r}"
+            raise argparse.ArgumentTypeError(msg) from None
+
+    return parse
 
 
-def _scale(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in text.split("-"))
-    except ValueError:
-        msg = f"--scale expects LOW-HIGH such as 0.5-2.0, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    return lo, hi
+def _low_high(flag: str) -> Callable[[str], tuple[float, float]]:
+    """An argparse type: a range LOW-HIGH such as 0.5-2.0 (the error names `flag`)."""
+
+    def parse(text: str) -> tuple[float, float]:
+        try:
+            lo, hi = (float(v) for v in text.split("-"))
+        except ValueError:
+            msg = f"{flag} expects LOW-HIGH such as 0.5-2.0, got {text!r}"
+            raise argparse.ArgumentTypeError(msg) from None
+        return lo, hi
+
+    return parse
 
 
-# flag -> TrainConfig field, for the flags that map one to one
-_FIELDS = ("model", "backbone", "data", "data_dir", "epochs", "batch_size", "crop", "scale",
-           "jitter", "eval_scale", "lr", "weight_decay", "decay_1d", "gamma_lr_mult", "workers",
-           "device", "amp",
-           "weights_backbone", "seed", "recurrence", "output_stride", "decoder", "features",
-           "grad_clip", "class_weighting", "synthetic_size", "train_size", "val_size",
-           "train_limit", "val_limit", "channels_last")  # fmt: skip
+def flag_of(f: dataclasses.Field) -> str:
+    """The command-line flag of an option field: `batch_size` -> `--batch-size`, unless
+    the field names its own (`class_weighting` -> `--class-weights`)."""
+    return f.metadata.get("flag", "--" + f.name.replace("_", "-"))
 
 
-def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
-    """Flags -> TrainConfig: a `--recipe`'s values (or the quick synthetic defaults),
-    then every flag given on the command line on top."""
-    d = TrainConfig()
+def _shown(value: object) -> str:
+    """A default as a user would type it: 96x128, 0.5-2.0, on/off."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+        return "x".join(map(str, value))
+    if isinstance(value, tuple):
+        return "-".join(map(str, value))
+    return str(value)
+
+
+def _add_option(p: argparse.ArgumentParser, f: dataclasses.Field) -> None:
+    """One flag for an option field: its help, and a type read off its annotation
+    (`None` stripped) refined by its metadata (see `seglib.engine.config.option`)."""
+    meta, flag = dict(f.metadata), flag_of(f)
+    help_text = meta.pop("help")
+    if "default" not in help_text:
+        help_text += f" (default {_shown(f.default)})"
+    kwargs: dict = {"dest": f.name, "help": help_text, "default": None}
+    for key in ("choices", "nargs", "const"):
+        if key in meta:
+            kwargs[key] = meta[key]
+    kind = _TYPE_HINTS[f.name]
+    if isinstance(kind, types.UnionType):  # `X | None`: the flag reads an X
+        kind = next(t for t in typing.get_args(kind) if t is not type(None))
+    if kind is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif kind == tuple[int, int]:
+        kwargs["type"] = _hw(flag)
+    elif kind == tuple[float, float]:
+        kwargs["type"] = _low_high(flag)
+    elif kind is int:
+        kwargs["type"] = cli.at_least(meta["at_least"]) if "at_least" in meta else int
+    elif kind is float:
+        kwargs["type"] = cli.positive_float if meta.get("positive") else float
+    elif kind is not str:
+        raise TypeError(f"TrainConfig.{f.name}: no flag reads a {kind}; make it a `setting`")
+    p.add_argument(flag, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser: `--recipe`, one flag per `option` field of `TrainConfig` (its help is
+    the field's), and the flags of the run itself (`--out`, `--resume`, `--overwrite`)."""
     p = cli.ArgumentParser(
         prog="python -m seglib.train", description="Train CCNet or RefineNet (see module docs)."
     )
-    count, some = cli.at_least(1), cli.at_least(0)
     p.add_argument("--recipe", choices=sorted(RECIPES),
-                   help="a named recipe (seglib.engine.recipes); flags override it")  # fmt: skip
-    p.add_argument("--model", choices=MODELS, help=f"default {d.model}")
-    p.add_argument("--backbone", help=f"resnet18 ... resnet152 (default {d.backbone})")
-    p.add_argument("--data", choices=["synthetic", "camvid", "auto"], help=f"default {d.data}")
-    p.add_argument("--data-dir", help="CamVid root (else $CAMVID_DIR, data/CamVid); "
-                   "implies --data camvid")  # fmt: skip
-    p.add_argument("--epochs", type=count, help=f"default {d.epochs}")
-    p.add_argument("--batch-size", type=count, help=f"default {d.batch_size}")
-    p.add_argument("--crop", type=_crop,
-                   help="training crop HxW (default 96x128 synthetic, 360x480 CamVid)")  # fmt: skip
-    p.add_argument("--scale", type=_scale,
-                   help="CamVid's random scale range LOW-HIGH (default 0.5-2.0)")  # fmt: skip
-    p.add_argument("--jitter", choices=["none", "light", "strong"],
-                   help=f"CamVid's colour jitter (default {d.jitter})")  # fmt: skip
-    p.add_argument("--eval-scale", type=cli.positive_float,
-                   help="input resize factor at evaluation (logits: label size)")  # fmt: skip
-    p.add_argument("--lr", type=float,
-                   help="SGD learning rate (default: ccnet 0.1, refinenet 0.005)")  # fmt: skip
-    p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
-    p.add_argument("--decay-1d", action=argparse.BooleanOptionalAction,
-                   help="weight decay on biases, norm weights and the attention's gamma too "
-                        "(default on; --no-decay-1d: conv weights only, as nanoGPT)")  # fmt: skip
-    p.add_argument("--gamma-lr-mult", type=float,
-                   help=f"lr factor of the attention's gamma (default {d.gamma_lr_mult})")
-    p.add_argument("--workers", type=some, help="DataLoader worker processes (default 0)")
-    p.add_argument("--device", help="cuda, cuda:1, mps, cpu (default: best)")
-    p.add_argument("--amp", nargs="?", const="auto", choices=["auto", "bf16", "fp16", "off"],
-                   help="mixed precision (auto: bf16/fp16 on CUDA, off on CPU)")  # fmt: skip
-    p.add_argument("--no-amp", dest="amp", action="store_const", const="off")
-    p.add_argument("--weights-backbone",
-                   help="torchvision weights name (IMAGENET1K_V1) or a local .pth")  # fmt: skip
+                   help="a named recipe (seglib.engine.config.RECIPES); flags override it")
+    for f in option_fields():
+        _add_option(p, f)
+    p.add_argument("--no-amp", dest="amp", action="store_const", const="off",
+                   help="the same as --amp off")  # fmt: skip
     p.add_argument("--out", help="folder for checkpoints and metrics.csv "
                    "(default: runs/RECIPE, or runs/quick)")  # fmt: skip
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/last.pt (start a run if OUT holds none yet)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in OUT (default: refuse to)")
-    p.add_argument("--seed", type=int, help=f"default {d.seed}")
-    p.add_argument("--recurrence", type=int, help=f"CCNet: R (default {d.recurrence})")
-    p.add_argument("--output-stride", type=int, choices=[8, 16],
-                   help=f"CCNet: backbone output stride (default {d.output_stride})")  # fmt: skip
-    p.add_argument("--decoder", action=argparse.BooleanOptionalAction,
-                   help="CCNet: a stride-4 decoder on layer1 before the classifier "
-                        "(DeepLabv3+; not in the paper; default off)")  # fmt: skip
-    p.add_argument("--features", type=int, help=f"RefineNet: channels (default {d.features})")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
-                   help="NHWC memory layout (default: on for CUDA only; on a CPU it pays "
-                        "for wide 3x3 convolutions such as RefineNet's)")  # fmt: skip
-    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under torchrun")
-    p.add_argument("--grad-clip", type=cli.positive_float,
-                   help="clip the global gradient norm to this (default: no clipping)")
-    p.add_argument("--class-weights", dest="class_weighting", choices=CLASS_WEIGHTINGS,
-                   help="median: median-frequency class weights of the training set")  # fmt: skip
-    p.add_argument("--synthetic-size", type=_crop,
-                   help="HxW of the synthetic scenes (default: the crop)")  # fmt: skip
-    p.add_argument("--train-size", type=count, help="synthetic scenes")
-    p.add_argument("--val-size", type=count, help="synthetic scenes")
-    p.add_argument("--train-limit", type=count, help="use only the first N training images")
-    p.add_argument("--val-limit", type=count, help="use only the first N validation images")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
+    """Flags -> TrainConfig: a `--recipe`'s values (or the quick synthetic defaults),
+    then every flag given on the command line on top."""
+    d = TrainConfig()
+    p = build_parser()
     args = p.parse_args(argv)
     if args.resume and args.overwrite:
         p.error("--resume and --overwrite exclude each other: continue the run in --out "
@@ -164,16 +177,18 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     for name in ("out", "data_dir"):  # a quoted "~/x" means what the shell would make of it
         if getattr(args, name) is not None:
             setattr(args, name, str(Path(getattr(args, name)).expanduser()))
-    given = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
+    given = {f.name: getattr(args, f.name) for f in option_fields()
+             if getattr(args, f.name) is not None}  # fmt: skip
     if args.recipe is not None:
         config = recipe(args.recipe, given.get("model", "ccnet"))
     else:  # the quick synthetic defaults; CamVid's own size unless a crop is given
         model = given.get("model", d.model)
         data = given.get("data", "camvid" if args.data_dir is not None else d.data)
-        config = d.replace(lr=DEFAULT_LR[model], crop=d.crop if data == "synthetic" else None)
+        lr = REFINENET_LR if model == "refinenet" else d.lr  # from scratch
+        config = d.replace(lr=lr, crop=d.crop if data == "synthetic" else None)
     if args.data_dir is not None and args.data is None and config.data == "synthetic":
         given["data"] = "camvid"  # the README's order: a path you pass comes first
-    config = config.replace(sync_bn=args.sync_bn, **given)
+    config = config.replace(**given)
     config.check_crop()
     if args.out is None:
         args.out = str(runs_root() / (args.recipe or "quick"))

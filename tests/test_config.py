@@ -6,6 +6,7 @@ a config is built, so that older checkpoints still load."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from seglib.engine import fit
-from seglib.engine.config import TrainConfig, min_input_side
+from seglib.engine.config import TrainConfig, min_input_side, option_fields
 from seglib.models import build_model
 
 
@@ -65,3 +66,22 @@ def test_fit_refuses_a_crop_too_small_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="at least 16x16"):
         fit(nn.Conv2d(3, 3, 1), [], [], TrainConfig(crop=(8, 8)), out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_config_of_an_older_version_still_loads():
+    """Older checkpoints store a free-form `extra` dict (and may hold other retired
+    fields): `from_dict` drops what this version does not know."""
+    old = TrainConfig(epochs=3, crop=(32, 48)).to_dict()
+    old["extra"] = {"note": "written before `extra` was removed"}
+    config = TrainConfig.from_dict(old)
+    assert (config.epochs, config.crop) == (3, (32, 48)) and not hasattr(config, "extra")
+    assert config.to_dict() == {k: v for k, v in old.items() if k != "extra"}
+
+
+def test_every_field_carries_its_help():
+    """The meaning and unit of each field sit beside it; `option` fields are flags."""
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata.get("help", "").strip(), f"TrainConfig.{f.name} has no help"
+        assert isinstance(f.metadata.get("cli"), bool), f"{f.name}: neither option nor setting"
+    names = {f.name for f in option_fields()}
+    assert "batch_size" in names and "momentum" not in names

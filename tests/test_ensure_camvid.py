@@ -16,7 +16,7 @@ import pytest
 import seglib.paths
 from seglib.data import CamVid, ensure_camvid, has_segnet_layout
 from seglib.engine import build_datasets
-from seglib.engine.recipes import recipe
+from seglib.engine.config import recipe
 
 
 @pytest.fixture

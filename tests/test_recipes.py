@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from seglib import train as train_cli
 from seglib.engine import TrainConfig, evaluate
-from seglib.engine.recipes import RECIPES, is_tiny, pick_mode, recipe
+from seglib.engine.config import RECIPES, REFINENET_LR, is_tiny, pick_mode, recipe
 
 
 def test_mode_follows_the_environment_and_the_hardware(monkeypatch):
@@ -35,6 +35,14 @@ def test_recipes_by_mode_and_name_with_overrides(monkeypatch):
     assert recipe("cpu", model="refinenet").lr < cpu.lr
     with pytest.raises(ValueError, match="unknown recipe"):
         recipe("fast")
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_refinenet_learns_at_one_rate_in_recipes_and_from_scratch(monkeypatch, name):
+    monkeypatch.delenv("SEGLIB_TINY", raising=False)
+    assert recipe(name, model="refinenet").lr == REFINENET_LR
+    assert train_cli.parse_args(["--model", "refinenet"])[0].lr == REFINENET_LR
+    assert train_cli.parse_args(["--recipe", name, "--model", "refinenet"])[0].lr == REFINENET_LR
 
 
 def test_ccnet_only_fields_do_not_reach_refinenet(monkeypatch):

@@ -1,5 +1,6 @@
 """The train and evaluate CLIs on a tiny synthetic run (real CCNet, real SyntheticStreets)."""
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -13,6 +14,7 @@ from seglib import train as train_cli
 from seglib.data import CLASSES, pick_datasets
 from seglib.engine import evaluate, load_model
 from seglib.engine.checkpoint import load_checkpoint
+from seglib.engine.config import TrainConfig, option_fields
 from seglib.engine.logit_adjustment import DEFAULT_TAUS, logit_bias
 
 pytestmark = pytest.mark.slow  # a real ResNet-18 CCNet: several seconds of CPU
@@ -160,6 +162,81 @@ def test_cli_default_lr_depends_on_the_model(flags, lr):
     assert config.lr == pytest.approx(lr)
 
 
+def test_every_option_field_is_a_flag_with_its_help(capsys):
+    """One source of configuration: each `option` field of TrainConfig is a flag (named
+    after it), has a help text, and `--help` lists it with that text."""
+    options = option_fields()
+    assert {"batch_size", "crop", "scale", "amp", "class_weighting"} <= {f.name for f in options}
+    parser = train_cli.build_parser()
+    flags_of = {}  # dest -> its flags (amp has --amp and --no-amp)
+    for action in parser._actions:
+        flags_of.setdefault(action.dest, []).extend(action.option_strings)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines, even at a "-"
+    for f in options:
+        flag = train_cli.flag_of(f)
+        assert f.metadata["help"].strip(), f.name
+        assert flag in flags_of[f.name], f.name
+        assert flag in text and "".join(f.metadata["help"].split()) in text, f.name
+    assert train_cli.flag_of(next(f for f in options if f.name == "class_weighting")) == (
+        "--class-weights"
+    )
+    # the fields no flag sets say so, and still carry their meaning
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata.get("help"), f"TrainConfig.{f.name} has no help"
+        if f not in options:
+            assert f.name not in flags_of, f.name
+
+
+def test_flags_of_today_keep_their_names_and_values():
+    """Every flag the README, the notebooks and the benchmarks use, with its meaning."""
+    config, args = train_cli.parse_args(
+        ["--model", "ccnet", "--backbone", "resnet34", "--data", "camvid", "--data-dir", "x",
+         "--epochs", "3", "--batch-size", "4", "--crop", "64x80", "--scale", "0.5-1.5",
+         "--jitter", "none", "--eval-scale", "0.5", "--lr", "0.02", "--weight-decay", "0.001",
+         "--no-decay-1d", "--gamma-lr-mult", "2", "--workers", "1", "--device", "cpu",
+         "--amp", "--weights-backbone", "IMAGENET1K_V1", "--seed", "3", "--recurrence", "1",
+         "--output-stride", "16", "--decoder", "--features", "64", "--no-channels-last",
+         "--sync-bn", "--grad-clip", "1.5", "--class-weights", "median",
+         "--synthetic-size", "40x50", "--train-size", "9", "--val-size", "5",
+         "--train-limit", "7", "--val-limit", "6", "--out", "o", "--overwrite"]
+    )  # fmt: skip
+    expected = dict(backbone="resnet34", data="camvid", data_dir="x", epochs=3, batch_size=4,
+                    crop=(64, 80), scale=(0.5, 1.5), jitter="none", eval_scale=0.5, lr=0.02,
+                    weight_decay=0.001, decay_1d=False, gamma_lr_mult=2.0, workers=1,
+                    device="cpu", amp="auto", weights_backbone="IMAGENET1K_V1", seed=3,
+                    recurrence=1, output_stride=16, decoder=True, features=64,
+                    channels_last=False, sync_bn=True, grad_clip=1.5, class_weighting="median",
+                    synthetic_size=(40, 50), train_size=9, val_size=5, train_limit=7,
+                    val_limit=6)  # fmt: skip
+    assert {k: getattr(config, k) for k in expected} == expected
+    assert (args.out, args.overwrite, args.resume) == ("o", True, False)
+    assert train_cli.parse_args(["--no-amp"])[0].amp == "off"
+    assert train_cli.parse_args([])[0].sync_bn is False
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--crop", "96by128"], "argument --crop: --crop expects HxW such as 96x128"),
+        (["--synthetic-size", "big"], "argument --synthetic-size: --synthetic-size expects HxW"),
+        (["--scale", "2"], "argument --scale: --scale expects LOW-HIGH such as 0.5-2.0"),
+        (["--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
+        (["--workers", "-1"], "argument --workers: must be >= 0, got -1"),
+        (["--grad-clip", "0"], "argument --grad-clip: expected a finite number > 0"),
+        (["--output-stride", "32"], "argument --output-stride: invalid choice: 32"),
+        (["--class-weights", "inverse"], "argument --class-weights: invalid choice: 'inverse'"),
+        (["--amp", "fp8"], "argument --amp: invalid choice: 'fp8'"),
+    ],
+)
+def test_bad_flag_values_name_the_flag_in_one_line(flags, words, capsys):
+    with pytest.raises(SystemExit) as info:
+        train_cli.parse_args(flags)
+    assert info.value.code == 2
+    assert words in _one_line(capsys)
+
+
 def test_build_loaders_workers_are_not_persistent():
     """Persistent workers keep epoch 1's seeds, breaking exact resume with workers > 0."""
     from types import SimpleNamespace
@@ -182,7 +259,7 @@ def test_parse_hw_is_shared_by_the_train_and_export_clis():
     for bad in ("360", "360x480x3", "axb", "0x5"):
         with pytest.raises(ValueError, match="HxW"):
             parse_hw(bad)
-    assert train_cli._crop("32x48") == (32, 48)
+    assert train_cli._hw("--crop")("32x48") == (32, 48)
     with pytest.raises(SystemExit):
         export.main(["--out", "unused.onnx", "--size", "0x5"])
 

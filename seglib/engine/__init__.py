@@ -5,7 +5,7 @@ Middle layer: imports `seglib.models` and `seglib.data`, never the command lines
 
 | file | idea |
 |---|---|
-| `config.py` | `TrainConfig`: every knob of a run, stored in each checkpoint; the recipes |
+| `config.py` | `TrainConfig`: every knob of a run and its help (the CLI's flags); recipes |
 | `device.py` | device choice, AMP dtype, channels_last, notebook detection |
 | `from_config.py` | the model, datasets and loaders a `TrainConfig` describes |
 | `training_loop.py` | `fit`: epochs of training and evaluation, checkpoints, resume, DDP |
@@ -19,7 +19,16 @@ Middle layer: imports `seglib.models` and `seglib.data`, never the command lines
 """
 
 from seglib.engine.checkpoint import load_checkpoint
-from seglib.engine.config import TrainConfig
+from seglib.engine.config import (
+    MODES,
+    RECIPES,
+    REFINENET_LR,
+    TrainConfig,
+    is_tiny,
+    pick_mode,
+    recipe,
+    tiny,
+)
 from seglib.engine.device import pick_device
 from seglib.engine.from_config import build_datasets, build_loaders
 from seglib.engine.metrics import ConfusionMatrix
@@ -29,6 +38,9 @@ from seglib.engine.training_loop import METRIC_COLUMNS, NonFiniteLossError, fit,
 
 __all__ = [
     "METRIC_COLUMNS",
+    "MODES",
+    "RECIPES",
+    "REFINENET_LR",
     "ConfusionMatrix",
     "NonFiniteLossError",
     "RunExistsError",
@@ -38,9 +50,13 @@ __all__ = [
     "evaluate",
     "fit",
     "iou_table",
+    "is_tiny",
     "load_checkpoint",
     "load_model",
     "main_logits",
     "pick_device",
+    "pick_mode",
+    "recipe",
     "segmentation_loss",
+    "tiny",
 ]
