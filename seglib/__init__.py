@@ -18,12 +18,12 @@ Which notebook uses which files:
 |---|---|
 | 01 backbone | `models/backbone.py`, `models/cost.py` |
 | 02 criss-cross attention | `models/attention.py`, `viz/attention.py` |
-| 03 RCCA and CCNet | `models/ccnet.py`, `models/long_range_net.py`, `data/long_range.py`, |
-| | `course/long_range_experiment.py` |
+| 03 RCCA and CCNet | `models/ccnet.py`, `models/losses.py`, `models/long_range_net.py`, |
+| | `data/long_range.py`, `course/long_range_experiment.py` |
 | 04 RefineNet | `models/refinenet.py` |
 | 05 CamVid | `data/*` (`camvid.py`, `transforms.py`, `statistics.py`, ...), `viz/masks.py` |
-| 06 training | `engine/training_loop.py`, `engine/from_config.py`, `engine/config.py`, |
-| | `models/factory.py` |
+| 06 training | `engine/training_loop.py`, `engine/run_state.py`, `engine/optimization.py`, |
+| | `engine/from_config.py`, `engine/config.py`, `models/factory.py` |
 | 07 evaluation | `engine/scoring.py`, `engine/metrics.py`, `engine/logit_adjustment.py`, |
 | | `course/resolution_ceiling.py`, `viz/*` |
 | 08 attention on CamVid | `models/rcca_probes.py`, `course/explorer.py` |

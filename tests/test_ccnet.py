@@ -1,11 +1,12 @@
-"""seglib.models.ccnet: RCCA reachability, weight sharing, shapes, loss by hand."""
+"""seglib.models.ccnet and .losses: RCCA reachability, weight sharing, shapes, loss by hand."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from seglib.models.attention import CrissCrossAttention
-from seglib.models.ccnet import CCNet, RCCAModule, ccnet_loss
+from seglib.models.ccnet import CCNet, RCCAModule
+from seglib.models.losses import ccnet_loss, labelled_weight_sum, masked_cross_entropy
 
 
 def small_net(num_classes: int = 5, **kwargs) -> CCNet:
@@ -153,6 +154,41 @@ def test_ccnet_loss_of_an_all_void_batch_is_zero_with_finite_grads(weighted):
         F.cross_entropy(aux[1:2, :, 2, 3], target[1:2, 2, 3], weight=weight)
     )
     torch.testing.assert_close(ccnet_loss((main, aux), target, weight=weight), ref)
+
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_masked_cross_entropy_equals_torch_mean_and_its_sum_divides_back(weighted):
+    torch.manual_seed(0)
+    logits, target = torch.randn(3, 4, 5, 6), torch.randint(0, 4, (3, 5, 6))
+    target[0, :2] = 255
+    target[2, :, 1] = 255
+    weight = torch.tensor([1.0, 2.0, 0.5, 3.0]) if weighted else None
+    ref = F.cross_entropy(logits, target, weight=weight, ignore_index=255, reduction="mean")
+    torch.testing.assert_close(masked_cross_entropy(logits, target, weight), ref)
+    # the sum over two batches, divided by their summed weights: the mean of both at once
+    parts = [(logits[:1], target[:1]), (logits[1:], target[1:])]
+    total = sum(masked_cross_entropy(x, t, weight, reduction="sum") for x, t in parts)
+    denom = sum(labelled_weight_sum(t, weight, dtype=torch.float64) for _, t in parts)
+    torch.testing.assert_close(total.double() / denom, ref.double())
+    assert denom.dtype == torch.float64
+    if not weighted:
+        assert denom == (target != 255).sum()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_masked_cross_entropy_of_an_all_void_batch_is_zero_with_finite_grads(weighted):
+    logits = torch.randn(2, 3, 4, 5, requires_grad=True)
+    target = torch.full((2, 4, 5), 255, dtype=torch.long)
+    weight = torch.tensor([0.5, 1.0, 2.0]) if weighted else None
+    assert torch.isnan(F.cross_entropy(logits, target, weight=weight, ignore_index=255))
+    loss = masked_cross_entropy(logits, target, weight)
+    assert loss.item() == 0.0 and masked_cross_entropy(logits, target, reduction="sum") == 0
+    assert labelled_weight_sum(target, weight) == 0
+    loss.backward()
+    assert torch.isfinite(logits.grad).all() and not logits.grad.any()
+    with pytest.raises(ValueError, match="reduction"):
+        masked_cross_entropy(logits, target, reduction="none")
 
 
 def test_state_dict_round_trip(assert_state_dict_round_trip):

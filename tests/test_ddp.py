@@ -86,7 +86,7 @@ def test_seed_everything_offsets_the_seed_by_the_rank(monkeypatch):
     import numpy as np
 
     from seglib.engine import distributed as ddp
-    from seglib.engine.training_loop import seed_everything
+    from seglib.engine.run_state import seed_everything
 
     draws = {}
     for r in (0, 1):

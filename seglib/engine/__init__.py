@@ -8,7 +8,9 @@ Middle layer: imports `seglib.models` and `seglib.data`, never the command lines
 | `config.py` | `TrainConfig`: every knob of a run and its help (the CLI's flags); recipes |
 | `device.py` | device choice, AMP dtype, channels_last, notebook detection |
 | `from_config.py` | the model, datasets and loaders a `TrainConfig` describes |
-| `training_loop.py` | `fit`: epochs of training and evaluation, checkpoints, resume, DDP |
+| `training_loop.py` | `fit`: the epoch loop, `train_one_epoch`, validation, Ctrl-C, DDP |
+| `run_state.py` | what a run carries between epochs: `start_or_resume`, `save_epoch` |
+| `optimization.py` | SGD, parameter groups (decay, gamma's lr), the poly schedule |
 | `progress.py` | d2l Animator in notebooks, tqdm bar and log lines elsewhere |
 | `checkpoint.py` | atomic checkpoints with RNG state, compatibility checks |
 | `run_protection.py` | a fresh run never replaces an earlier run's files; one run per folder |

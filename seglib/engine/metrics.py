@@ -7,8 +7,9 @@ standard remedy (PASCAL VOC, Cityscapes, the CCNet paper) is the *intersection o
 union* per class, averaged over classes: mIoU.
 
 Everything is read off one $K \times K$ confusion matrix $M$, rows = truth, columns =
-prediction, accumulated on the model's device with a single `bincount` per batch
-(pixels labelled `ignore_index`, 255 = void, are left out):
+prediction, accumulated on the model's device with one `index_add_` per batch (each
+pixel adds 1 at its pair index truth $\cdot K$ + prediction; pixels labelled
+`ignore_index`, 255 = void, are left out):
 
 $$\mathrm{IoU}_k = \frac{M_{kk}}{\sum_j M_{kj} + \sum_i M_{ik} - M_{kk}},\qquad
   \mathrm{mIoU} = \frac{1}{|\mathcal{K}|}\sum_{k \in \mathcal{K}} \mathrm{IoU}_k$$
@@ -184,10 +185,6 @@ class ConfusionMatrix:
         )
         self.matrix += batch
         return self
-
-    def reset(self) -> None:
-        """Zero the counts (start of a new evaluation)."""
-        self.matrix.zero_()
 
     def all_reduce(self) -> ConfusionMatrix:
         """Sum the counts of every DDP process into this one."""

@@ -29,6 +29,7 @@ from seglib.engine.config import TrainConfig
 from seglib.engine.device import autocast, pick_device, resolve_amp
 from seglib.engine.from_config import build_model_for
 from seglib.engine.metrics import ConfusionMatrix
+from seglib.models.losses import labelled_weight_sum, masked_cross_entropy
 
 __all__ = ["evaluate", "iou_table", "label_size_logits", "load_model", "main_logits"]
 
@@ -38,29 +39,25 @@ def main_logits(outputs: Any) -> torch.Tensor:
     return outputs[0] if isinstance(outputs, tuple | list) else outputs
 
 
-def _loss_sum(
+def _summed_loss(
     criterion: nn.Module, logits: torch.Tensor, target: torch.Tensor, ignore_index: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy of one batch and its normaliser (float64 scalars).
+    """Summed loss of one batch and what it is to be divided by (float64 scalars).
 
-    Summing `reduction="sum"` losses and dividing by the summed class weights of the
-    non-ignored pixels gives exactly the weighted mean over the whole set (what
-    `nn.CrossEntropyLoss` returns on all pixels at once); averaging per-batch means
-    would not, and an all-void batch would contribute NaN. The criterion is read for its
-    `weight` and `ignore_index`; any other criterion is averaged per batch.
+    For `nn.CrossEntropyLoss` (its `weight` and `ignore_index` are read), the sum is
+    `masked_cross_entropy(..., reduction="sum")` and the divisor `labelled_weight_sum`:
+    adding both up over the batches and dividing gives exactly the weighted mean over
+    the whole set (what `nn.CrossEntropyLoss` returns on all pixels at once); averaging
+    per-batch means would not, and an all-void batch would contribute NaN. Any other
+    criterion is averaged per batch, weighted by its labelled pixels.
     """
     ig = getattr(criterion, "ignore_index", ignore_index)
-    valid = target != ig
-    if not isinstance(criterion, nn.CrossEntropyLoss):
-        n = valid.sum().double()
-        mean = criterion(logits, target).double()
-        return torch.where(n > 0, mean * n, torch.zeros_like(mean)), n
-    weight = criterion.weight
-    total = F.cross_entropy(logits, target, weight=weight, ignore_index=ig, reduction="sum")
-    if weight is None:
-        return total.double(), valid.sum().double()
-    w = weight.to(logits.device, torch.float64)[torch.where(valid, target, 0)]
-    return total.double(), (w * valid).sum()
+    if isinstance(criterion, nn.CrossEntropyLoss):
+        total = masked_cross_entropy(logits, target, criterion.weight, ig, reduction="sum")
+        return total.double(), labelled_weight_sum(target, criterion.weight, ig, torch.float64)
+    n = labelled_weight_sum(target, None, ig, torch.float64)
+    mean = criterion(logits, target).double()
+    return torch.where(n > 0, mean * n, torch.zeros_like(mean)), n
 
 
 @torch.no_grad()
@@ -98,7 +95,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     cm = ConfusionMatrix(num_classes, ignore_index=ignore_index, device=device)
-    # loss summed over non-ignored pixels, number of such pixels, number of images
+    # loss summed over the labelled pixels, its divisor (their summed class weights), images
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     bias = None if logit_bias is None else _bias_view(logit_bias, num_classes, device)
     try:
@@ -110,7 +107,7 @@ def evaluate(
             )  # (B, K, h, w)
             cm.update(logits if bias is None else logits + bias, Y)
             if criterion is not None:
-                loss_sum, denom = _loss_sum(criterion, logits, Y, ignore_index)
+                loss_sum, denom = _summed_loss(criterion, logits, Y, ignore_index)
                 sums[0] += loss_sum
                 sums[1] += denom
             sums[2] += X.shape[0]

@@ -2,8 +2,8 @@ r"""
 # CCNet: criss-cross attention for semantic segmentation
 
 [CCNet: Criss-Cross Attention for Semantic Segmentation](https://arxiv.org/abs/1811.11721)
-(Huang et al., ICCV 2019 / TPAMI 2020). The backbone, head and loss, all in this file;
-the attention itself lives in `seglib.models.attention`.
+(Huang et al., ICCV 2019 / TPAMI 2020). The backbone and head, all in this file; the
+attention itself lives in `seglib.models.attention`, the loss in `seglib.models.losses`.
 
 One criss-cross attention (CCA) pass lets each pixel gather context from its row and
 column only. Applying the SAME module twice (recurrence $R = 2$) closes the gap: pixel
@@ -34,7 +34,7 @@ from seglib.models.backbone import build_backbone
 from seglib.models.decoder import SkipDecoder
 from seglib.models.layers import conv_bn_relu
 
-__all__ = ["RCCAModule", "CCNet", "ccnet_loss"]
+__all__ = ["RCCAModule", "CCNet"]
 
 
 class RCCAModule(nn.Module):
@@ -176,56 +176,3 @@ class CCNet(nn.Module):
             aux = F.interpolate(aux, size=(H, W), mode="bilinear", align_corners=False)
             return out, aux
         return out
-
-
-def ccnet_loss(
-    outputs: Tensor | tuple[Tensor, Tensor],
-    target: Tensor,
-    aux_weight: float = 0.4,
-    weight: Tensor | None = None,
-    ignore_index: int = 255,
-) -> Tensor:
-    r"""CCNet's loss $\mathcal{L} = \mathrm{CE}(Y_{main}, T) + \lambda\,\mathrm{CE}(Y_{aux}, T)$.
-
-    Args:
-        outputs: logits (B, K, H, W), or the `(main, aux)` tuple of a training CCNet.
-        target: class indices (B, H, W); `ignore_index` pixels do not count.
-        aux_weight: $\lambda$ (0.4 as in the paper).
-        weight: optional per-class weights (K,) for the cross-entropy.
-        ignore_index: label to ignore (255 = void).
-    """
-    if isinstance(outputs, tuple | list):
-        if len(outputs) != 2:
-            raise ValueError(f"expected logits or a (main, aux) pair, got {len(outputs)} items")
-        main, aux = outputs
-    else:
-        main, aux = outputs, None
-    if main.dim() != 4 or target.dim() != 3 or target.shape != main.shape[:1] + main.shape[2:]:
-        raise ValueError(
-            f"expected logits (B, K, H, W) and target (B, H, W), got {tuple(main.shape)} "
-            f"and {tuple(target.shape)}"
-        )
-    loss = _masked_cross_entropy(main, target, weight, ignore_index)
-    if aux is not None:
-        loss = loss + aux_weight * _masked_cross_entropy(aux, target, weight, ignore_index)
-    return loss
-
-
-def _masked_cross_entropy(
-    logits: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int
-) -> Tensor:
-    """`F.cross_entropy` (weighted mean over non-ignored pixels), but 0 instead of NaN.
-
-    A random crop may contain only void pixels; the plain mean is then 0/0 = NaN. Here
-    the summed loss (0, still attached to the graph) is divided by the summed weights of
-    the valid pixels, or by 1 when there are none -- no GPU->CPU sync needed.
-    """
-    total = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index,
-                            reduction="sum")  # fmt: skip
-    valid = target != ignore_index
-    if weight is None:
-        denom = valid.sum().to(total.dtype)
-    else:
-        w = weight.to(total.dtype)[torch.where(valid, target, 0)]  # (B, H, W)
-        denom = (w * valid).sum()
-    return total / torch.where(denom > 0, denom, torch.ones_like(denom))
