@@ -80,7 +80,7 @@ def train(variant: str, seed: int, epochs: int) -> None:
     config = recipe("camvid-cpu", epochs=epochs, seed=seed, **VARIANTS[variant])
     choice = build_datasets(config)
     config = config.replace(num_classes=choice.num_classes, data=choice.name,
-                            data_dir=str(choice.root) if choice.root else None)  # fmt: skip
+                            data_dir=str(choice.root) if choice.root else None)
     config = resolve_class_weights(config, choice)
     torch.manual_seed(config.seed)
     model = build_model_for(config)
@@ -97,14 +97,14 @@ def train(variant: str, seed: int, epochs: int) -> None:
         entry = {"variant": variant, "seed": seed, "epoch": row["epoch"],
                  "gamma": float(gate.gamma.detach()),
                  "mean_abs_grad": sum(grads) / max(1, len(grads)),
-                 "val_miou": row["val_miou"]}  # fmt: skip
+                 "val_miou": row["val_miou"]}
         grads.clear()
         pd.DataFrame([entry]).to_csv(log, mode="a", header=not log.is_file(), index=False)
 
     resume = (out / "last.pt").is_file()
     print(f"{variant} seed {seed}: {'resuming' if resume else 'training'} into {out}", flush=True)
     fit(model, train_loader, val_loader, config, out=out, resume=resume, animate=False,
-        callback=record)  # fmt: skip
+        callback=record)
 
 
 def score(variant: str, seed: int, epochs: int) -> list[dict]:
@@ -123,21 +123,21 @@ def score(variant: str, seed: int, epochs: int) -> list[dict]:
         choice = pick_datasets(config.data_dir, source="camvid", split=split, verbose=False)
         loader = DataLoader(choice.val, batch_size=4)
         stats = (attention_statistics(model, choice.val, config.eval_scale)
-                 if config.recurrence == 2 else {})  # fmt: skip
+                 if config.recurrence == 2 else {})
         for name, passes in knockouts.items():
             if passes is None:
                 res = evaluate(model, loader, config.num_classes, "cpu",
-                               input_scale=config.eval_scale)  # fmt: skip
+                               input_scale=config.eval_scale)
             else:
                 with attention_knockout(model, passes):
                     res = evaluate(model, loader, config.num_classes, "cpu",
-                                   input_scale=config.eval_scale)  # fmt: skip
+                                   input_scale=config.eval_scale)
             row = {"variant": variant, "recurrence": config.recurrence, "seed": seed,
                    "epochs": int(metrics["epoch"].max()), "planned_epochs": config.epochs,
                    "split": split, "knockout": name, "miou": res["miou"],
                    "pixel_acc": res["pixel_acc"],
                    "gamma": model.head.cca.gamma.item() if config.recurrence else float("nan"),
-                   "train_minutes": metrics["seconds"].sum() / 60, **stats}  # fmt: skip
+                   "train_minutes": metrics["seconds"].sum() / 60, **stats}
             row.update({f"iou_{c}": float(v) for c, v in zip(choice.classes, res["iou"].tolist())})
             rows.append(row)
             print(f"{variant} s{seed} {split} knockout={name}: mIoU {res['miou']:.4f}", flush=True)
@@ -151,7 +151,7 @@ def attention_statistics(model: torch.nn.Module, dataset, scale: float, frames: 
     for i in range(min(frames, len(dataset))):
         image = dataset[i][0][None]  # (1, 3, H, W)
         image = torch.nn.functional.interpolate(image, scale_factor=scale, mode="bilinear",
-                                                align_corners=False)  # fmt: skip
+                                                align_corners=False)
         records.append(rcca_attention(model, image))
     out = {}
     for r in range(records[0]["recurrence"] if records else 0):
@@ -163,7 +163,7 @@ def attention_statistics(model: torch.nn.Module, dataset, scale: float, frames: 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds of test/val mIoU for each variant and knockout."""
     return (table.groupby(["variant", "split", "knockout"])["miou"]
-            .agg(["mean", "std", "count"]).reset_index())  # fmt: skip
+            .agg(["mean", "std", "count"]).reset_index())
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -179,12 +179,12 @@ def markdown(table: pd.DataFrame) -> str:
         return f"{np.round(100 * values.mean(), 1):.1f}{spread}"
 
     lines = ["| variant | seeds | val mIoU | test mIoU | test drop, both out | gamma by seed |",
-             "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "|---|---:|---:|---:|---:|---:|"]
     intact = table[table["knockout"] == "none"]
     for variant, rows in intact.groupby("variant", sort=False):
         val, test = (rows[rows["split"] == s].set_index("seed")["miou"] for s in ("val", "test"))
         both = table[(table["variant"] == variant) & (table["knockout"] == "both")
-                     & (table["split"] == "test")].set_index("seed")["miou"]  # fmt: skip
+                     & (table["split"] == "test")].set_index("seed")["miou"]
         drop = pm(test - both) if len(both) else ""
         shown = ", ".join(f"{g:.3f}" for g in rows.drop_duplicates("seed")["gamma"].dropna())
         lines.append(f"| {variant} | {len(test)} | {pm(val)} | {pm(test)} | {drop} | {shown} |")
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if not stored.empty and not fresh.empty:
         done = set(zip(fresh["variant"], fresh["seed"], fresh["epochs"]))
         keep = [(v, s, e) not in done for v, s, e in
-                zip(stored["variant"], stored["seed"], stored["epochs"])]  # fmt: skip
+                zip(stored["variant"], stored["seed"], stored["epochs"])]
         stored = stored[keep]
     table = pd.concat([stored, fresh], ignore_index=True)
     RESULTS.mkdir(exist_ok=True)

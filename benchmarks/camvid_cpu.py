@@ -92,7 +92,7 @@ PUBLISHED = [
     ("ENet", 51.3, "Paszke et al. 2016, arXiv:1606.02147", False),
     ("FC-DenseNet56", 58.9, "Jegou et al. 2017, arXiv:1611.09326, Table 2", False),
     ("FC-DenseNet103", 66.9, "Jegou et al. 2017, arXiv:1611.09326, Table 2", True),
-]  # fmt: skip
+]
 
 
 def out_dir(name: str) -> Path:
@@ -105,7 +105,7 @@ def train(name: str) -> None:
     """Start or resume one run through the command line (a fresh process)."""
     out = out_dir(name)
     cmd = [sys.executable, "-m", "seglib.train", "--recipe", RECIPE, *RUNS[name],
-           "--out", str(out)]  # fmt: skip
+           "--out", str(out)]
     if (out / "last.pt").is_file():
         cmd.append("--resume")
     print("$", " ".join(cmd[1:]), flush=True)
@@ -125,16 +125,16 @@ def score(name: str, split: str = "test") -> dict | None:
         plain = {"miou": res["miou"], "pixel_acc": res["pixel_acc"],
                  "mean_class_acc": res["mean_class_acc"],
                  **{f"iou_{c}": float(v) for c, v in zip(choice.classes, res["iou"].tolist())}}
-        tau = adjusted = None  # fmt: skip
+        tau = adjusted = None
     else:  # also undo part of the weighting, tau chosen on val: one pass for both taus
         val = pick_datasets(config.data_dir, source="camvid", split="val", verbose=False).val
         on_val = sweep_logit_adjustment(model, DataLoader(val, batch_size=4),
                                         config.class_weights, DEFAULT_TAUS, "cpu",
-                                        input_scale=config.eval_scale)  # fmt: skip
+                                        input_scale=config.eval_scale)
         tau = best_tau(on_val)
         on_split = sweep_logit_adjustment(model, loader, config.class_weights, sorted({0.0, tau}),
                                           "cpu", input_scale=config.eval_scale,
-                                          classes=choice.classes)  # fmt: skip
+                                          classes=choice.classes)
         plain, adjusted = on_split.loc[0.0].to_dict(), on_split.loc[tau, "miou"]
     metrics = pd.read_csv(out / "metrics.csv")
     CURVES.mkdir(parents=True, exist_ok=True)
@@ -149,11 +149,11 @@ def score(name: str, split: str = "test") -> dict | None:
         "best_val_miou": metrics["val_miou"].max(),
         f"{split}_miou": plain["miou"], f"{split}_pixel_acc": plain["pixel_acc"],
         f"{split}_mean_class_acc": plain["mean_class_acc"],
-    }  # fmt: skip
+    }
     row.update({f"iou_{c}": plain[f"iou_{c}"] for c in choice.classes})
     if tau is not None:
         row.update({"tau": tau, "best_val_miou_adjusted": on_val.loc[tau, "miou"],
-                    f"{split}_miou_adjusted": adjusted})  # fmt: skip
+                    f"{split}_miou_adjusted": adjusted})
     return row
 
 
@@ -191,7 +191,7 @@ def plot_curves(names: list[str], path: Path) -> None:
         ax_loss.plot(m["epoch"], m["train_loss"], label=name)
         ax_miou.plot(m["epoch"], m["val_miou"], label=name)
     ax_loss.set(xlabel="epoch", ylabel="train loss (class-weighted)",
-                title="training loss (CCNet's with 0.4 x its aux loss)")  # fmt: skip
+                title="training loss (CCNet's with 0.4 x its aux loss)")
     ax_miou.set(xlabel="epoch", ylabel="val mIoU", title="validation mIoU (180x240 input)")
     for ax in (ax_loss, ax_miou):
         ax.grid(alpha=0.3)
@@ -205,13 +205,13 @@ def plot_curves(names: list[str], path: Path) -> None:
 def markdown(table: pd.DataFrame) -> str:
     """The results beside the published numbers, as a markdown table."""
     lines = ["| model | test mIoU | adjusted (tau) | params (M) | epochs | train min | images/s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for _, r in table.iterrows():
         adjusted = r.get("test_miou_adjusted", float("nan"))
         adjusted = "" if pd.isna(adjusted) else f"{100 * adjusted:.1f} ({r['tau']:g})"
         lines.append(f"| {r['run']} (seglib) | {100 * r['test_miou']:.1f} | {adjusted} | "
                      f"{r['params_m']:.1f} | {r['epochs']} | "
-                     f"{r['train_minutes']:.0f} | {r['images_per_s']:.1f} |")  # fmt: skip
+                     f"{r['train_minutes']:.0f} | {r['images_per_s']:.1f} |")
     for name, miou, source, verified in PUBLISHED:
         mark = "" if verified else " (not re-checked)"
         lines.append(f"| {name} [{source}]{mark} | {miou:.1f} | | | | | |")
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--only", nargs="*", choices=sorted(RUNS),
                    help="runs to train and score (default: train the ablation, score every "
-                        "run found; the stored rows of the others stay)")  # fmt: skip
+                        "run found; the stored rows of the others stay)")
     p.add_argument("--no-train", action="store_true", help="only score what exists")
     args = p.parse_args(argv)
     names = args.only or ABLATION

@@ -90,7 +90,7 @@ def training_loss(outputs: Tensor | tuple[Tensor, Tensor], target: Tensor) -> Te
     """The trainer's loss: float32 cross-entropy ignoring 255, + 0.4 x the auxiliary one."""
     heads = outputs if isinstance(outputs, tuple) else (outputs,)
     return sum(w * F.cross_entropy(h.float(), target, ignore_index=255)
-               for w, h in zip((1.0, 0.4), heads))  # fmt: skip
+               for w, h in zip((1.0, 0.4), heads))
 
 
 class TrainingForward(nn.Module):
@@ -103,7 +103,7 @@ class TrainingForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         with torch.autocast("cpu", dtype=self.dtype or torch.bfloat16,
-                            enabled=self.dtype is not None):  # fmt: skip
+                            enabled=self.dtype is not None):
             out = self.model(x)
         return training_loss(out, self.target)
 
@@ -144,7 +144,7 @@ def run_case(model: str, backbone: str, precision: str, b: int) -> dict:
         "saved_bytes": saved, "after_forward_bytes": after_forward, "peak_bytes": peak,
         "after_backward_bytes": after_backward, "seconds": time.perf_counter() - t0,
         "threads": torch.get_num_threads(),
-    }  # fmt: skip
+    }
 
 
 def measure(model: str, backbone: str, precision: str, b: int) -> dict:
@@ -172,12 +172,12 @@ def fit(rows: list[dict]) -> dict:
         "saved_image": r2["saved_bytes"] - r1["saved_bytes"],
         "saved_fixed": 2 * r1["saved_bytes"] - r2["saved_bytes"],
         "saved_ratio": r2["saved_bytes"] / r1["saved_bytes"],
-    }  # fmt: skip
+    }
     if 4 in by_b:  # extrapolation check: the batch-4 peak predicted from batches 1 and 2
         predicted = peak_fixed + 4 * peak_image
         out["peak4_error"] = predicted / by_b[4]["peak_bytes"] - 1
         out["saved4_error"] = (out["saved_fixed"] + 4 * out["saved_image"]) / by_b[4][
-            "saved_bytes"] - 1  # fmt: skip
+            "saved_bytes"] - 1
     return out
 
 
@@ -188,7 +188,7 @@ def estimate_gib(f: dict, b: int) -> dict:
         "weights_gb": (p + f["buffer_bytes"]) / GIB, "grads_gb": p / GIB,
         "momentum_gb": p / GIB, "activations_gb": (f["act_fixed"] + b * f["act_image"]) / GIB,
         "allowance_gb": ALLOWANCE_GIB,
-    }  # fmt: skip
+    }
     parts["est_peak_gb"] = sum(parts.values())
     return parts
 
@@ -201,14 +201,14 @@ def plot(df, path: Path) -> None:
 
     models = list(dict.fromkeys(df["model"]))
     fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 3.8), sharey=True,
-                             squeeze=False)  # fmt: skip
+                             squeeze=False)
     colors = {"resnet18": "tab:green", "resnet50": "tab:blue", "resnet101": "tab:red"}
     for ax, model in zip(axes[0], models):
         for (backbone, precision), g in df[df["model"] == model].groupby(
-                ["backbone", "precision"], sort=False):  # fmt: skip
+                ["backbone", "precision"], sort=False):
             ax.plot(g["batch"], g["est_peak_gb"], marker="o",
                     linestyle="-" if precision == "fp32" else "--",
-                    color=colors.get(backbone), label=f"{backbone}, {precision}")  # fmt: skip
+                    color=colors.get(backbone), label=f"{backbone}, {precision}")
         ax.axhline(T4_GIB, color="black", linewidth=1)
         ax.axhline(T4_GIB * (1 - MARGIN), color="black", linewidth=1, linestyle=":")
         ax.text(1, T4_GIB, " T4, 15 GB", va="bottom", fontsize=8)
@@ -218,7 +218,7 @@ def plot(df, path: Path) -> None:
         ax.set_xticks(BATCHES, [str(b) for b in BATCHES])
         ax.set_xlabel("batch size")
         ax.set_title(f"{'CCNet' if model == 'ccnet' else 'RefineNet'}, 360x480 "
-                     "(estimated, not measured)", fontsize=9)  # fmt: skip
+                     "(estimated, not measured)", fontsize=9)
         ax.legend(fontsize=7, loc="center left", handlelength=3)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("estimated peak GPU memory, GB (2^30 B)")
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     t_start = time.perf_counter()
     out = Path(args.out)
     old = (pd.read_csv(out / "gpu_memory_measured.csv").to_dict("records")
-           if args.reuse else [])  # fmt: skip
+           if args.reuse else [])
     measured, fits, table = [], {}, []
     for model in args.models:
         for backbone in args.backbones:
@@ -271,14 +271,14 @@ def main(argv: list[str] | None = None) -> None:
                         sys.exit(f"--reuse: no measurement of {key} in {out}")
                 else:
                     rows = [measure(model, backbone, precision, b)
-                            for b in ((1, 2, 4) if check else (1, 2))]  # fmt: skip
+                            for b in ((1, 2, 4) if check else (1, 2))]
                 for r in rows:
                     print(f"{model:9s} {backbone:9s} {precision:4s} b={r['batch']}: saved "
                           f"{r['saved_bytes'] / MIB:7.0f} MiB, after fwd "
                           f"{r['after_forward_bytes'] / MIB:7.0f} MiB, peak fwd+bwd "
                           f"{r['peak_bytes'] / MIB:7.0f} MiB, after bwd "
                           f"{r['after_backward_bytes'] / MIB:6.0f} MiB "
-                          f"({r['seconds']:.0f} s)", flush=True)  # fmt: skip
+                          f"({r['seconds']:.0f} s)", flush=True)
                 measured += rows
                 f = fits[key] = fit(rows)
                 for b in BATCHES:
@@ -304,16 +304,16 @@ def main(argv: list[str] | None = None) -> None:
     print("\nCPU measurements (MiB; per image = batch 2 - batch 1; fixed = 2 x b1 - b2):")
     for (model, backbone, precision), f in fits.items():
         check = (f", b=4 predicted/measured - 1: peak {f['peak4_error']:+.1%}, saved "
-                 f"{f['saved4_error']:+.1%}" if "peak4_error" in f else "")  # fmt: skip
+                 f"{f['saved4_error']:+.1%}" if "peak4_error" in f else "")
         print(f"  {model:9s} {backbone:9s} {precision:4s} params {f['params'] / 1e6:6.1f} M "
               f"({f['param_bytes'] / MIB:4.0f} MiB); saved/img {f['saved_image'] / MIB:6.0f}, "
               f"saved fixed {f['saved_fixed'] / MIB:5.0f}, saved b2/b1 {f['saved_ratio']:.3f}; "
               f"peak/img {f['act_image'] / MIB:6.0f}, peak fixed {f['peak_fixed'] / MIB:5.0f} "
-              f"(grads {f['param_bytes'] / MIB:.0f}){check}")  # fmt: skip
+              f"(grads {f['param_bytes'] / MIB:.0f}){check}")
 
     print(f"\nEstimated peak GPU memory of a training step (GB = 2^30 B; fits = <= "
           f"{T4_GIB * (1 - MARGIN):.0f} GB, a {T4_GIB:.0f} GB T4 with a {MARGIN:.0%} margin; "
-          "NOT measured on a GPU):")  # fmt: skip
+          "NOT measured on a GPU):")
     print("| model | backbone | precision | batch | est. peak GB | fits T4 |")
     print("|---|---|---|---:|---:|---|")
     for r in table:
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['est_peak_gb']:.2f} | {'yes' if r['fits_t4'] else 'no'} |"
         )
     print("\nLargest batch in (1, 2, 4, 8) that fits [largest integer batch], and the "
-          "recommended default (AMP, at most 8: the recipe's batch):")  # fmt: skip
+          "recommended default (AMP, at most 8: the recipe's batch):")
     budget = T4_GIB * (1 - MARGIN)
     for model in args.models:
         for backbone in args.backbones:
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
                 text.append(f"{precision}: {best[precision] or 'none'} [{most}]")
             rec = ("amp", best["amp"]) if best.get("amp") else ("fp32", best.get("fp32", 0))
             print(f"  {model:9s} {backbone:9s} " + ", ".join(text)
-                  + f" -> default: {rec[0]}, batch {rec[1]}")  # fmt: skip
+                  + f" -> default: {rec[0]}, batch {rec[1]}")
 
     print("\n# paste into seglib/course/gpu_budget.py:")
     print("MEASURED: dict[tuple[str, str, str], tuple[int, int, int, int]] = {")

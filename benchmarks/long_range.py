@@ -70,7 +70,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title(f"long-range cue task, {table.steps.iloc[0]} steps, mean +- std over "
                  f"{table.seed.nunique()} seeds",
-                 fontsize=9)  # fmt: skip
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -80,7 +80,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip("# \n"))
     p.add_argument("--recurrence", type=int, nargs="+", default=[0, 1, 2], help="R values")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
-                   help="seeds of the network, the batches and the training images")  # fmt: skip
+                   help="seeds of the network, the batches and the training images")
     p.add_argument("--steps", type=int, default=1500, help="Adam steps per run")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -124,14 +124,14 @@ def run_all(args: argparse.Namespace) -> None:
         for r in args.recurrence:
             start = time.perf_counter()
             net = train_long_range(r, train, seed=seed, steps=args.steps,
-                                   batch_size=args.batch_size, lr=args.lr)  # fmt: skip
+                                   batch_size=args.batch_size, lr=args.lr)
             seconds = time.perf_counter() - start
             acc = region_accuracy(net, *test)
             gamma = float(net.head.cca.gamma.detach()) if r > 0 else float("nan")
             save_row({"recurrence": r, "seed": seed, **acc, "gamma": gamma,
-                      "steps": args.steps, "train_s": round(seconds, 1)}, args.out)  # fmt: skip
+                      "steps": args.steps, "train_s": round(seconds, 1)}, args.out)
             print(f"R = {r} seed {seed}: " + ", ".join(f"{k} {acc[k]:.3f}" for k in COLUMNS)
-                  + f", gamma {gamma:.3f}, {seconds:.0f} s", flush=True)  # fmt: skip
+                  + f", gamma {gamma:.3f}, {seconds:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     tmp = None if args.out else tempfile.mkdtemp(prefix="seglib-quick-")
     out = Path(args.out or tmp)
     cmd = [sys.executable, "-m", "seglib.train", "--data", "synthetic", "--out", str(out),
-           *args.cli_args]  # fmt: skip
+           *args.cli_args]
     print("running:", " ".join(cmd), flush=True)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     pd.DataFrame([row]).to_csv(results / "quick_train.csv", index=False)
     plot(metrics, results / "quick_train.png",
          f"quick synthetic run: mIoU {row['final_val_miou']:.3f} in {wall:.0f} s wall "
-         f"({os.cpu_count()} CPUs)")  # fmt: skip
+         f"({os.cpu_count()} CPUs)")
     print(pd.DataFrame([row]).T.to_string(header=False))
     if tmp:
         shutil.rmtree(tmp, ignore_errors=True)

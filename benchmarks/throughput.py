@@ -55,7 +55,7 @@ def _peak_rss_mb() -> float:
 
 
 def run_case(model: str, backbone: str, amp: str, channels_last: bool, iters: int,
-             warmup: int, device: str, size: tuple[int, int], batch: int) -> dict:  # fmt: skip
+             warmup: int, device: str, size: tuple[int, int], batch: int) -> dict:
     """Time `iters` training steps of one configuration in this process."""
     from seglib.engine import segmentation_loss
     from seglib.engine.device import autocast, pick_device, resolve_amp
@@ -111,7 +111,7 @@ def run_case(model: str, backbone: str, amp: str, channels_last: bool, iters: in
         "iters": iters, "s_per_iter": median, "images_per_s": batch / median,
         "peak_mb": peak, "memory": kind,
         "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
-    }  # fmt: skip
+    }
 
 
 def interleaved_rates(steps_by_name: dict, images: dict, rounds: int, steps: int) -> dict:
@@ -130,7 +130,7 @@ def interleaved_rates(steps_by_name: dict, images: dict, rounds: int, steps: int
                 step()
             times[name].append(images[name] * steps / (time.perf_counter() - start))
         print(f"round {r + 1}/{rounds}: " + ", ".join(
-            f"{k.split(':')[0]} {v[-1]:.2f}" for k, v in times.items()), flush=True)  # fmt: skip
+            f"{k.split(':')[0]} {v[-1]:.2f}" for k, v in times.items()), flush=True)
     return times
 
 
@@ -197,12 +197,12 @@ def cpu_recipe_ab(rounds: int, steps: int) -> list[dict]:
         return one
 
     times = interleaved_rates({k: run(*v) for k, v in variants.items()},
-                              {k: v[1] for k, v in variants.items()}, rounds, steps)  # fmt: skip
+                              {k: v[1] for k, v in variants.items()}, rounds, steps)
     torch.set_num_threads(threads)
     base = max(next(iter(times.values())))
     rows = [{"variant": k, "images_per_s_best": max(v), "images_per_s_median":
              sorted(v)[len(v) // 2], "vs_first_recipe": max(v) / base, "rounds": rounds,
-             "steps": steps} for k, v in times.items()]  # fmt: skip
+             "steps": steps} for k, v in times.items()]
     # the data pipeline alone: decode + augment + collate, in this process (workers=0)
     data = pick_datasets(source="auto", crop=(h, w), verbose=False)
     if data.name == "camvid":
@@ -214,7 +214,7 @@ def cpu_recipe_ab(rounds: int, steps: int) -> list[dict]:
     rate = n_img / (time.perf_counter() - start)
     rows.append({"variant": f"data pipeline only ({data.name}, workers=0)",
                  "images_per_s_best": rate, "images_per_s_median": rate,
-                 "vs_first_recipe": rate / base, "rounds": 1, "steps": 4})  # fmt: skip
+                 "vs_first_recipe": rate / base, "rounds": 1, "steps": 4})
     return rows
 
 
@@ -240,7 +240,7 @@ def cpu_models_ab(rounds: int, steps: int) -> list[dict]:
         ("ccnet-r2", "ccnet", 2, 256), ("ccnet-r1", "ccnet", 1, 256),
         ("ccnet-r0", "ccnet", 0, 256), ("refinenet-f128", "refinenet", 2, 128),
         ("refinenet-f128, NCHW", "refinenet", 2, 128), ("refinenet", "refinenet", 2, 256),
-    ]:  # fmt: skip
+    ]:
         torch.manual_seed(0)
         net = build_model(model, 11, rec["backbone"], recurrence=recurrence, features=features)
         if channels_last.get(name):  # as the runs train them (--channels-last)
@@ -257,12 +257,12 @@ def cpu_models_ab(rounds: int, steps: int) -> list[dict]:
         opts[name].step()
 
     times = interleaved_rates({k: (lambda k=k: step(k)) for k in nets},
-                              dict.fromkeys(nets, batch), rounds, steps)  # fmt: skip
+                              dict.fromkeys(nets, batch), rounds, steps)
     base = max(times["ccnet-r2"])
     return [{"model": k, "params_m": sum(p.numel() for p in nets[k].parameters()) / 1e6,
              "images_per_s_best": max(v), "images_per_s_median": sorted(v)[len(v) // 2],
              "vs_ccnet_r2": max(v) / base, "threads": torch.get_num_threads(),
-             "rounds": rounds, "steps": steps} for k, v in times.items()]  # fmt: skip
+             "rounds": rounds, "steps": steps} for k, v in times.items()]
 
 
 def plot(df, path: Path) -> None:
@@ -272,7 +272,7 @@ def plot(df, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     labels = [f"{r.model}\n{r.backbone}" + (f"\n{r.amp},{'CL' if r.channels_last else 'NCHW'}"
-              if r.device.startswith("cuda") else "") for r in df.itertuples()]  # fmt: skip
+              if r.device.startswith("cuda") else "") for r in df.itertuples()]
     fig, axes = plt.subplots(1, 2, figsize=(max(7, 1.3 * len(df)), 3.2))
     axes[0].bar(labels, df["images_per_s"], color="tab:blue")
     axes[0].set_ylabel("training images / s")
@@ -281,7 +281,7 @@ def plot(df, path: Path) -> None:
     for ax in axes:
         ax.tick_params(axis="x", labelsize=7)
     fig.suptitle(f"training step, batch {df['batch'].iloc[0]}, {df['size'].iloc[0]}, "
-                 f"{df['device'].iloc[0]} ({df['threads'].iloc[0]} threads)")  # fmt: skip
+                 f"{df['device'].iloc[0]} ({df['threads'].iloc[0]} threads)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -298,16 +298,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # child process mode
     p.add_argument("--cpu-recipe", action="store_true",
-                   help="interleaved A/B of the camvid-cpu recipe's step (CPU)")  # fmt: skip
+                   help="interleaved A/B of the camvid-cpu recipe's step (CPU)")
     p.add_argument("--cpu-models", action="store_true",
-                   help="interleaved images/s of CCNet R=0,1,2 and RefineNet (CPU)")  # fmt: skip
+                   help="interleaved images/s of CCNet R=0,1,2 and RefineNet (CPU)")
     p.add_argument("--rounds", type=int, default=5, help="--cpu-*: interleaved rounds")
     args = p.parse_args(argv)
     if args.cpu_recipe or args.cpu_models:
         import pandas as pd
 
         ab, name = ((cpu_recipe_ab, "throughput_cpu_recipe.csv") if args.cpu_recipe
-                    else (cpu_models_ab, "throughput_cpu_models.csv"))  # fmt: skip
+                    else (cpu_models_ab, "throughput_cpu_models.csv"))
         df = pd.DataFrame(ab(args.rounds, args.iters or 2))
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -321,21 +321,21 @@ def main(argv: list[str] | None = None) -> None:
     if args.case:  # run one case, print JSON for the parent
         model, backbone, amp, cl = args.case.split(",")
         res = run_case(model, backbone, amp, cl == "1", iters, args.warmup,
-                       args.device, size, args.batch)  # fmt: skip
+                       args.device, size, args.batch)
         print("RESULT " + json.dumps(res))
         return
 
     import pandas as pd
 
     variants = [("off", "0"), ("auto", "0"), ("off", "1"), ("auto", "1")] if cuda else [
-        ("off", "0")]  # fmt: skip
+        ("off", "0")]
     rows = []
     for model in args.models:
         for backbone in args.backbones:
             for amp, cl in variants:
                 cmd = [sys.executable, __file__, "--case", f"{model},{backbone},{amp},{cl}",
                        "--iters", str(iters), "--warmup", str(args.warmup), "--batch",
-                       str(args.batch), "--size", args.size]  # fmt: skip
+                       str(args.batch), "--size", args.size]
                 if args.device:
                     cmd += ["--device", args.device]
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     df.to_csv(out / "throughput.csv", index=False)
     plot(df, out / "throughput.png")
     cols = ["model", "backbone", "amp", "channels_last", "device", "threads", "images_per_s",
-            "s_per_iter", "peak_mb", "params_m"]  # fmt: skip
+            "s_per_iter", "peak_mb", "params_m"]
     print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"wrote {out / 'throughput.csv'} and {out / 'throughput.png'}")
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 __all__ = ["USER_ERRORS", "ArgumentParser", "at_least", "check_eval_scale", "fail", "one_line",
-           "positive_float", "run"]  # fmt: skip
+           "positive_float", "run"]
 
 #: what a user can fix: bad values (ValueError, incl. unreadable files), files and
 #: folders (OSError: missing, existing, not writable), a NaN loss (FloatingPointError)

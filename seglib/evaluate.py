@@ -56,15 +56,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--device", default=None)
     p.add_argument("--eval-scale", type=cli.positive_float, nargs="+", default=None,
                    metavar="S", help="resize inputs by this (default: the run's eval_scale); "
-                   "several values average the logits of each scale")  # fmt: skip
+                   "several values average the logits of each scale")
     p.add_argument("--flip", action="store_true",
                    help="also run every image mirrored and average (test-time augmentation)")
     p.add_argument("--logit-adjustment", type=_tau, default=None, metavar="TAU|auto",
                    help="subtract TAU * log(class weight) from the logits of a run trained "
-                        "with class weights; auto: the TAU best on val")  # fmt: skip
+                        "with class weights; auto: the TAU best on val")
     p.add_argument("--knockout", type=_passes, default=None, metavar="all|1|2|1,2",
                    help="CCNet: also score with the attention of these passes removed "
-                        "(identity instead of the pass) and print the drop per class")  # fmt: skip
+                        "(identity instead of the pass) and print the drop per class")
     args = p.parse_args(argv)
 
     model, config = load_model(args.checkpoint, args.device)
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             root, source=source, crop=config.crop, train_size=config.train_size,
             val_size=config.val_size, synthetic_size=config.synthetic_size, seed=config.seed,
             split=split, verbose=verbose,
-        )  # fmt: skip
+        )
 
     choice = load_split(args.split)
     dataset = choice.val
@@ -98,19 +98,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
             )
         if tau == "auto":
             val = DataLoader(load_split("val", verbose=False).val, batch_size=args.batch_size,
-                             num_workers=args.workers)  # fmt: skip
+                             num_workers=args.workers)
             sweep = sweep_logit_adjustment(model, val, config.class_weights, DEFAULT_TAUS,
-                                           device, **views)  # fmt: skip
+                                           device, **views)
             tau = best_tau(sweep)
             scores = ", ".join(f"{t:g}: {v:.4f}" for t, v in sweep["miou"].items())
             print(f"val mIoU by tau: {scores}; chose tau {tau:g}")
         bias = logit_bias(config.class_weights, tau)
     if args.knockout is not None and config.model != "ccnet":
         raise ValueError(f"--knockout: {args.checkpoint} holds a {config.model}, which has no "
-                         "criss-cross attention to remove")  # fmt: skip
+                         "criss-cross attention to remove")
     if args.knockout is not None and config.recurrence == 0:
         raise ValueError(f"--knockout: {args.checkpoint} was trained with R = 0: it has no "
-                         "attention pass to remove")  # fmt: skip
+                         "attention pass to remove")
     res = evaluate(model, loader, config.num_classes, device, **views, logit_bias=bias)
     res["tau"] = tau
     table = iou_table(res["iou"], choice.classes)
@@ -146,7 +146,7 @@ def _passes(text: str) -> str | list[int]:
         passes = sorted({int(v) for v in text.split(",")})
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected all or pass numbers such as 1,2, got "
-                                         f"{text!r}") from None  # fmt: skip
+                                         f"{text!r}") from None
     if not passes or passes[0] < 1:
         raise argparse.ArgumentTypeError(f"pass numbers count from 1, got {text!r}")
     return passes

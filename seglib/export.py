@@ -157,7 +157,7 @@ def to_onnx(
             torch.onnx.export(
                 model, (example,), str(path), dynamo=True, external_data=False,
                 dynamic_shapes=(axes,), opset_version=opset, verbose=False, **io_names,
-            )  # fmt: skip
+            )
     finally:
         model.train(was_training)
     names = {2: "height", 3: "width"} | ({0: "batch"} if dynamic_batch else {})
@@ -194,7 +194,7 @@ def build_for_export(
             return net
         if not isinstance(state, Mapping):
             raise ValueError(f"{checkpoint} holds a {type(state).__name__}, not a seglib "
-                             "checkpoint or a state_dict")  # fmt: skip
+                             "checkpoint or a state_dict")
     net = build_model(model, num_classes, backbone, recurrence=recurrence, features=features)
     if checkpoint is not None:
         try:
@@ -217,7 +217,7 @@ def check_onnx_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
         )
     if path.exists() and not overwrite:
         raise FileExistsError(f"--out {path} exists: pass --overwrite to replace it, or "
-                              "name another file")  # fmt: skip
+                              "name another file")
     check_writable_folder(path.parent)
     if path.exists() and not os.access(path, os.W_OK):
         raise PermissionError(f"cannot write to {path}: no write permission")
@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--recurrence", type=cli.at_least(0), default=2, help="CCNet's R")
     p.add_argument("--checkpoint", default=None, help="seglib checkpoint or state_dict")
     p.add_argument("--out", required=True, type=lambda text: str(Path(text).expanduser()),
-                   help="output .onnx file")  # fmt: skip
+                   help="output .onnx file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--size", default="360x480", help="example input HxW (default 360x480)")
     p.add_argument("--opset", type=int, default=None)
@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     logging.basicConfig(format="%(message)s")
     log.setLevel(logging.INFO)  # our line only, not the exporter's optimiser chatter
     net = build_for_export(args.model, args.backbone, args.num_classes, args.checkpoint,
-                           args.features, args.recurrence)  # fmt: skip
+                           args.features, args.recurrence)
     out = Path(args.out)
     # Written beside `out`, then renamed onto it: an export that fails halfway leaves an
     # earlier file (kept with --overwrite until the new one is complete) as it was

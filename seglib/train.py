@@ -150,9 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     for f in option_fields():
         _add_option(p, f)
     p.add_argument("--no-amp", dest="amp", action="store_const", const="off",
-                   help="the same as --amp off")  # fmt: skip
+                   help="the same as --amp off")
     p.add_argument("--out", help="folder for checkpoints and metrics.csv "
-                   "(default: runs/RECIPE, or runs/quick)")  # fmt: skip
+                   "(default: runs/RECIPE, or runs/quick)")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/last.pt (start a run if OUT holds none yet)")
     p.add_argument("--overwrite", action="store_true",
@@ -168,17 +168,17 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, argparse
     args = p.parse_args(argv)
     if args.resume and args.overwrite:
         p.error("--resume and --overwrite exclude each other: continue the run in --out "
-                "(--resume) or replace it (--overwrite)")  # fmt: skip
+                "(--resume) or replace it (--overwrite)")
     if args.data == "synthetic" and args.data_dir is not None:
         p.error(f"--data-dir {args.data_dir} names a CamVid folder but --data synthetic never "
-                "reads it: drop one of the two")  # fmt: skip
+                "reads it: drop one of the two")
     if args.out is not None and not args.out.strip():
         p.error("--out is empty: name a folder for the run, e.g. --out runs/quick")
     for name in ("out", "data_dir"):  # a quoted "~/x" means what the shell would make of it
         if getattr(args, name) is not None:
             setattr(args, name, str(Path(getattr(args, name)).expanduser()))
     given = {f.name: getattr(args, f.name) for f in option_fields()
-             if getattr(args, f.name) is not None}  # fmt: skip
+             if getattr(args, f.name) is not None}
     if args.recipe is not None:
         config = recipe(args.recipe, given.get("model", "ccnet"))
     else:  # the quick synthetic defaults; CamVid's own size unless a crop is given
@@ -229,7 +229,7 @@ def _note_unused_camvid(config: TrainConfig) -> None:
     if path is not None:
         where = f"$CAMVID_DIR is set ({path})" if how == "$CAMVID_DIR" else f"CamVid is in {path}"
         _say(f"note: {where} but --data synthetic: training on the synthetic scenes; "
-             "pass --data camvid to use it")  # fmt: skip
+             "pass --data camvid to use it")
 
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
@@ -258,7 +258,7 @@ def _train(config: TrainConfig, args: argparse.Namespace, resume: bool) -> pd.Da
     _note_unused_camvid(config)
     choice = build_datasets(config)
     config = config.replace(num_classes=choice.num_classes, data=choice.name,
-                            data_dir=str(choice.root) if choice.root else None)  # fmt: skip
+                            data_dir=str(choice.root) if choice.root else None)
     image = choice.val[0][0]  # (3, H, W): the size evaluation resizes by eval_scale
     cli.check_eval_scale(config.eval_scale, tuple(image.shape[-2:]))
     config = resolve_class_weights(config, choice)
@@ -266,7 +266,7 @@ def _train(config: TrainConfig, args: argparse.Namespace, resume: bool) -> pd.Da
     model = build_model_for(config)
     train_loader, val_loader = build_loaders(config, choice)
     history = fit(model, train_loader, val_loader, config, out=args.out,
-                  resume=resume, overwrite=args.overwrite, animate=False)  # fmt: skip
+                  resume=resume, overwrite=args.overwrite, animate=False)
     if ddp.is_main() and len(history):
         best = history["val_miou"].max()
         print(f"done: best val mIoU {best:.4f}; checkpoints and metrics.csv in {args.out}")

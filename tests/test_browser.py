@@ -91,7 +91,7 @@ def lab_server(tmp_path: Path):
         f"--ServerApp.token={token}", "--allow-root", f"--notebook-dir={notebooks}",
         f"--LabApp.user_settings_dir={settings}",
         f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-    ]  # fmt: skip
+    ]
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),  # no user config
@@ -102,7 +102,7 @@ def lab_server(tmp_path: Path):
     with log.open("w") as out:
         # own session: the server and its kernel can be stopped together at the end
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                cwd=notebooks, start_new_session=True)  # fmt: skip
+                                cwd=notebooks, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_server(f"{base}/api/status?token={token}", proc, log, timeout=40)

@@ -31,7 +31,7 @@ def test_fresh_rows_replace_stored_ones_and_others_stay(bench):
     table = bench.merge_rows(fresh, stored)
     assert dict(zip(table["run"], table["test_miou"])) == {
         "ccnet-r2": 0.43, "ccnet-r1": 0.41, "ccnet-r0": 0.38,
-    }  # fmt: skip
+    }
     # the order of RUNS, whatever order they were scored or stored in
     order = [name for name in bench.RUNS if name in set(table["run"])]
     assert table["run"].tolist() == order
@@ -49,7 +49,7 @@ def test_markdown_shows_the_adjusted_score_only_where_there_is_one(bench):
         {"run": "ccnet-r2", "test_miou": 0.429, "test_miou_adjusted": 0.4655, "tau": 0.75,
          **common},
         {"run": "ccnet-r1", "test_miou": 0.431, **common},  # a stored row from before
-    ], None)  # fmt: skip
+    ], None)
     lines = bench.markdown(table).splitlines()
     r2 = next(line for line in lines if line.startswith("| ccnet-r2 "))
     r1 = next(line for line in lines if line.startswith("| ccnet-r1 "))

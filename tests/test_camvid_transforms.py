@@ -174,7 +174,7 @@ def brightness_shifts(jitter, n: int = 400) -> np.ndarray:
     ("jitter", "rate", "largest"),
     [("none", 0.0, 0.0), (False, 0.0, 0.0), ("light", 0.5, 0.2 * 128), (True, 0.5, 0.2 * 128),
      ("strong", 0.8, 0.4 * 128)],
-)  # fmt: skip
+)
 def test_colour_jitter_presets_act_as_often_and_as_hard_as_they_say(jitter, rate, largest):
     shifts = np.abs(brightness_shifts(jitter))
     assert np.mean(shifts > 0.5) == pytest.approx(rate, abs=0.08)

@@ -34,7 +34,7 @@ from seglib.torch_load import UnreadableFileError, load_torch_file
 # one epoch of a ResNet-18 CCNet on 8 scenes of 32x32: a few seconds on one core
 TINY = ["--data", "synthetic", "--epochs", "1", "--train-size", "8", "--val-size", "4",
         "--synthetic-size", "32x32", "--crop", "32x32", "--batch-size", "4",
-        "--device", "cpu", "--workers", "0"]  # fmt: skip
+        "--device", "cpu", "--workers", "0"]
 RUN_FILES = ("last.pt", "best.pt", "metrics.csv")
 
 
@@ -59,7 +59,7 @@ def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
     """`python -m module args` in a fresh process (exit status and stderr are the point)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
-                          text=True, env=env, timeout=300)  # fmt: skip
+                          text=True, env=env, timeout=300)
 
 
 def assert_one_line_error(stderr: str, *words: str) -> None:
@@ -199,7 +199,7 @@ def test_data_dir_trains_on_camvid(make_camvid, tmp_path):
     make_camvid(split="val", n=2, size=(32, 32), root=root)
     out = tmp_path / "run"
     train_cli.main(["--data-dir", str(root), "--epochs", "1", "--batch-size", "2", "--crop",
-                    "32x32", "--device", "cpu", "--out", str(out)])  # fmt: skip
+                    "32x32", "--device", "cpu", "--out", str(out)])
     cfg = load_checkpoint(out / "last.pt")["config"]
     assert cfg["data"] == "camvid" and Path(cfg["data_dir"]) == root
 
@@ -218,7 +218,7 @@ def test_a_set_camvid_dir_is_named_when_data_is_synthetic(tmp_path, monkeypatch,
 def bad_files(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     files = {"empty": folder / "empty.pth", "garbage": folder / "garbage.pth",
-             "pickled": folder / "pickled.pth"}  # fmt: skip
+             "pickled": folder / "pickled.pth"}
     files["empty"].write_bytes(b"")
     files["garbage"].write_text("this is not a checkpoint\n" * 20)
     # a pickled Python object: what the safe loader refuses (with a hint not to give)
@@ -251,7 +251,7 @@ def test_truncated_file_is_called_truncated(run, tmp_path):
 def test_bad_weights_backbone_file_is_one_error_line(tmp_path, kind, capsys):
     path = bad_files(tmp_path / "w")[kind]
     line = cli_exit(train_cli.main, [*TINY, "--weights-backbone", str(path),
-                                     "--out", str(tmp_path / "run")], capsys)  # fmt: skip
+                                     "--out", str(tmp_path / "run")], capsys)
     assert str(path) in line and "weights_only=False" not in line
 
 
@@ -273,7 +273,7 @@ def test_truncated_checkpoint_to_evaluate_export_and_resume(truncated, tmp_path,
     line = cli_exit(export_cli.main, ["--checkpoint", str(best), "--out", str(onnx)], capsys)
     assert str(best) in line and not onnx.exists()
     line = cli_exit(train_cli.main, [*TINY, "--epochs", "2", "--out", str(truncated),
-                                     "--resume"], capsys)  # fmt: skip
+                                     "--resume"], capsys)
     assert str(truncated / "last.pt") in line and "truncated" in line
 
 
@@ -342,7 +342,7 @@ def test_a_zero_count_names_the_flag(flag, capsys):
 @pytest.mark.slow  # a fresh Python process
 def test_export_with_a_missing_checkpoint_via_python_m(tmp_path):
     proc = run_module("seglib.export", "--checkpoint", str(tmp_path / "none.pt"),
-                      "--out", str(tmp_path / "m.onnx"))  # fmt: skip
+                      "--out", str(tmp_path / "m.onnx"))
     assert proc.returncode == 2
     assert_one_line_error(proc.stderr, "no checkpoint", str(tmp_path / "none.pt"))
 
@@ -385,7 +385,7 @@ def test_export_overwrite_replaces_the_file_only_once_the_export_is_complete(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.onnx"]  # no partial file
     assert old.read_bytes() == b"an earlier export"  # kept until a new one is complete
     monkeypatch.setattr(export_cli, "to_onnx", lambda net, path, *a, **k: Path(path)
-                        .write_bytes(b"the new graph"))  # fmt: skip
+                        .write_bytes(b"the new graph"))
     assert export_cli.main(["--out", str(old), "--overwrite"]) == old
     assert old.read_bytes() == b"the new graph"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.onnx"]
@@ -428,7 +428,7 @@ def test_resume_with_another_recurrence_is_refused_naming_it(run, tmp_path):
     out = copy_run(run, tmp_path / "run")
     with pytest.raises(ValueError, match=r"recurrence: checkpoint 2 vs this run 1.*--recurrence 2"):
         train_cli.main([*TINY, "--epochs", "2", "--recurrence", "1", "--out", str(out),
-                        "--resume"])  # fmt: skip
+                        "--resume"])
 
 
 @pytest.mark.parametrize(
@@ -443,14 +443,14 @@ def test_resume_with_another_recurrence_is_refused_naming_it(run, tmp_path):
         ({"model": "ccnet", "output_stride": 8}, {"model": "ccnet", "output_stride": 16},
          "output_stride"),
     ],
-)  # fmt: skip
+)
 def test_check_compatible_names_every_model_shaping_option(old, new, key):
     ckpt = {"model_class": "X", "config": old}
     with pytest.raises(ValueError, match=f"{key}: checkpoint"):
         check_compatible(ckpt, "X", new, "last.pt")
     # an option the model does not use is not a difference: RefineNet has no recurrence
     check_compatible({"model_class": "X", "config": {"model": "refinenet", "recurrence": 2}},
-                     "X", {"model": "refinenet", "recurrence": 1})  # fmt: skip
+                     "X", {"model": "refinenet", "recurrence": 1})
 
 
 def test_resume_of_a_finished_run_says_there_is_nothing_to_do(run, tmp_path, capsys):
@@ -472,7 +472,7 @@ def test_a_corrupt_val_label_stops_the_run_before_training(make_camvid, tmp_path
     out = tmp_path / "run"
     with pytest.raises(ValueError, match=r"frame1.png: label values must be 0..11 or 255"):
         train_cli.main(["--data-dir", str(root), "--epochs", "1", "--batch-size", "2",
-                        "--crop", "32x32", "--device", "cpu", "--out", str(out)])  # fmt: skip
+                        "--crop", "32x32", "--device", "cpu", "--out", str(out)])
     assert not out.exists()
 
 

@@ -98,7 +98,7 @@ def _module(name: str, version: str) -> types.ModuleType:
 
 
 def test_install_cell_says_whether_the_runtime_must_be_restarted(fake_colab, monkeypatch,
-                                                                 capsys):  # fmt: skip
+                                                                 capsys):
     from importlib.metadata import version
 
     import numpy
@@ -110,7 +110,7 @@ def test_install_cell_says_whether_the_runtime_must_be_restarted(fake_colab, mon
     torch_cuda = version("torch").split("+")[0] + "+cu121"
     _run_install_cell(monkeypatch, {"numpy": _module("numpy", "1.0.0"),
                                     "PIL": _module("PIL", "7.0.0"),
-                                    "torch": _module("torch", torch_cuda)})  # fmt: skip
+                                    "torch": _module("torch", torch_cuda)})
     out = capsys.readouterr().out.strip()
     assert out.startswith("Restart now (Runtime > Restart session)")
     assert out.endswith("pip replaced numpy, pillow")
@@ -151,7 +151,7 @@ def test_sync_tool_finds_nothing_to_change():
 
 def test_sync_tool_moves_everything_to_a_fork_and_back(tmp_path):
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))  # fmt: skip
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     before = {p.name: _notebook(p) for p in (tmp_path / "notebooks").glob("*.ipynb")}
     fork = "https://github.com/someone/seglib-fork"

@@ -58,7 +58,7 @@ def test_the_smallest_crop_follows_the_model_and_its_stride():
     with pytest.raises(ValueError, match="at least 64x64"):
         TrainConfig(model="refinenet", crop=(32, 48)).check_crop()
     for fine in (TrainConfig(crop=(16, 16)), TrainConfig(model="custom", crop=(4, 4)),
-                 TrainConfig(crop=None)):  # fmt: skip
+                 TrainConfig(crop=None)):
         fine.check_crop()  # no error (a custom model: no known stride, no rule)
 
 

@@ -33,7 +33,7 @@ def _free_port() -> int:
 
 def _worker(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD))  # fmt: skip
+                      LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD))
     torch.set_num_threads(1)
     from seglib.engine import TrainConfig, fit
     from seglib.engine import distributed as ddp
@@ -49,7 +49,7 @@ def _worker(rank: int, port: int, out: str) -> None:
         cfg = TrainConfig(model="tiny", num_classes=3, epochs=2, lr=0.1, verbose=False)
         hist = fit(net, DataLoader(data, batch_size=4, shuffle=True),
                    DataLoader(data, batch_size=4), cfg, out=out, device=device,
-                   animate=False)  # fmt: skip
+                   animate=False)
         torch.save(net.state_dict(), os.path.join(out, "..", f"rank{rank}.pt"))
         hist.to_csv(os.path.join(out, "..", f"hist{rank}.csv"), index=False)
     finally:

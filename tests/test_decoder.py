@@ -95,7 +95,7 @@ def test_bad_decoder_inputs():
 @pytest.mark.slow
 def test_cli_decoder_run_reloads_and_refuses_resume_without_it(tmp_path):
     tiny = ["--data", "synthetic", "--crop", "32x48", "--batch-size", "2", "--train-size", "4",
-            "--val-size", "2", "--device", "cpu", "--out", str(tmp_path)]  # fmt: skip
+            "--val-size", "2", "--device", "cpu", "--out", str(tmp_path)]
     train_cli.main([*tiny, "--epochs", "1", "--decoder"])
     model, config = load_model(tmp_path / "best.pt", "cpu")
     assert config.decoder and isinstance(model.decoder, SkipDecoder)

@@ -58,7 +58,7 @@ def test_on_colab_it_downloads_into_the_vm(vm, fake_colab, camvid_zip, capsys):
 
 
 def test_off_colab_it_raises_with_the_command_and_stays_offline(no_camvid, not_colab, offline,
-                                                                tmp_path):  # fmt: skip
+                                                                tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         ensure_camvid()
     message = str(err.value)

@@ -32,7 +32,7 @@ def test_evaluate_matches_a_manual_loop():
     Y[:, 0, 0] = 255
     net = TupleNet(k).train()
     res = evaluate(net, DataLoader(TensorDataset(X, Y), batch_size=3), k, "cpu",
-                   criterion=nn.CrossEntropyLoss(ignore_index=255))  # fmt: skip
+                   criterion=nn.CrossEntropyLoss(ignore_index=255))
     assert net.training  # mode restored
     with torch.no_grad():
         logits = net(X)[0]
@@ -64,7 +64,7 @@ def test_val_loss_is_the_weighted_mean_over_all_pixels_even_with_a_void_batch():
     flat_y = Y.reshape(-1)
     for w in (weight, None):
         res = evaluate(net, loader, k, "cpu",
-                       criterion=nn.CrossEntropyLoss(weight=w, ignore_index=255))  # fmt: skip
+                       criterion=nn.CrossEntropyLoss(weight=w, ignore_index=255))
         ref = F.cross_entropy(flat_logits, flat_y, weight=w, ignore_index=255)
         assert res["loss"] == pytest.approx(ref.item(), rel=1e-6)
     # hand computation of the weighted mean: sum w[y] * (-log p_y) / sum w[y]
@@ -97,9 +97,9 @@ def ccnet_run(tmp_path_factory):
     torch.manual_seed(0)
     net = build_model("ccnet", 3, "resnet18")
     cfg = TrainConfig(model="ccnet", backbone="resnet18", num_classes=3, epochs=1,
-                      batch_size=2, lr=0.01, verbose=False, device="cpu")  # fmt: skip
+                      batch_size=2, lr=0.01, verbose=False, device="cpu")
     fit(net, DataLoader(data, batch_size=2, shuffle=True), DataLoader(data, batch_size=2),
-        cfg, out=out, animate=False)  # fmt: skip
+        cfg, out=out, animate=False)
     return out, net.eval(), X
 
 

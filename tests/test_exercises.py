@@ -95,7 +95,7 @@ def test_make_args_draws_inputs_whose_shapes_agree(capsys):
         return torch.randn(1, 3, H, W), torch.randn(1, 3, H, W), torch.randn(1, 5, H, W)
 
     assert check(lambda q, k, v: attention.criss_cross_attention(q, k, v, lean=False),
-                 attention.criss_cross_attention, make_args=qkv, cases=4)  # fmt: skip
+                 attention.criss_cross_attention, make_args=qkv, cases=4)
     assert "matches seglib on 4 random inputs" in capsys.readouterr().out
     with pytest.raises(TypeError, match="not both"):
         check(correct_mask, correct_mask, 3, make_args=lambda: (3, 4))
@@ -184,12 +184,12 @@ class LearnerHead(nn.Module):
         self.recurrence, self.skip = recurrence, skip
         inner = c // 4
         self.reduce = nn.Sequential(nn.Conv2d(c, inner, 3, padding=1, bias=False),
-                                    nn.BatchNorm2d(inner), nn.ReLU())  # fmt: skip
+                                    nn.BatchNorm2d(inner), nn.ReLU())
         self.attention = CrissCrossAttention(inner)
         self.after = nn.Sequential(nn.Conv2d(inner, inner, 3, padding=1, bias=False),
-                                   nn.BatchNorm2d(inner), nn.ReLU())  # fmt: skip
+                                   nn.BatchNorm2d(inner), nn.ReLU())
         self.fuse = nn.Sequential(nn.Conv2d(c + inner, inner, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(inner), nn.ReLU(), nn.Dropout2d(0.1))  # fmt: skip
+                                  nn.BatchNorm2d(inner), nn.ReLU(), nn.Dropout2d(0.1))
         self.classify = nn.Conv2d(inner, k, 1)
 
     def forward(self, x):

@@ -201,7 +201,7 @@ def test_explorer_redraws_on_slider_and_click():
     # a click in the middle of the last panel's cell (7, 11) selects it
     x0, y0, x1, y1 = explorer._panels[3]
     explorer._on_click({"type": "click", "dataX": x1 - 0.5 * (x1 - x0) / 12,
-                        "dataY": y1 - 0.5 * (y1 - y0) / 8})  # fmt: skip
+                        "dataY": y1 - 0.5 * (y1 - y0) / 8})
     assert explorer.pixel == (7, 11) and (explorer._row.value, explorer._col.value) == (7, 11)
     explorer._on_click({"type": "click", "dataX": -5, "dataY": -5})  # outside: ignored
     assert explorer.pixel == (7, 11)

@@ -54,7 +54,7 @@ def test_refinenet_onnx_via_cli_with_checkpoint(tmp_path):
     out = tmp_path / "sub" / "refinenet.onnx"
     path = main(["--model", "refinenet", "--backbone", "resnet18", "--num-classes", "5",
                  "--features", "16", "--checkpoint", str(ckpt), "--size", "64x96",
-                 "--out", str(out)])  # fmt: skip
+                 "--out", str(out)])
     assert path == out and out.is_file()
     check_sizes(net, out, [(1, 97, 131), (1, 360, 480), (3, 33, 45)])
 

@@ -30,7 +30,7 @@ SAVED_FACTOR = 1.05
 def test_parameter_count_from_meta_equals_a_real_model(name):
     torch.manual_seed(0)
     model = (CCNet(11, backbone="resnet18", recurrence=2, aux=True) if name == "ccnet"
-             else RefineNet(11, backbone="resnet18", features=256))  # fmt: skip
+             else RefineNet(11, backbone="resnet18", features=256))
     params, buffers = parameter_count(name, "resnet18", 11)
     assert params == sum(p.numel() for p in model.parameters())
     assert buffers == sum(b.numel() * b.element_size() for b in model.buffers())
@@ -45,7 +45,7 @@ def test_every_recipe_has_a_measurement():
         for backbone in ("resnet18", "resnet50", "resnet101"):
             for precision in ("fp32", "amp"):
                 act_fixed, act_image, saved_fixed, saved_image = MEASURED[
-                    model, backbone, precision]  # fmt: skip
+                    model, backbone, precision]
                 assert act_image >= saved_image > 0 and act_fixed >= 0
     # 16-bit activations: AMP keeps clearly less per image than float32
     for model, backbone, precision in MEASURED:
@@ -71,7 +71,7 @@ def test_activations_scale_linearly_with_batch_and_crop_area(amp):
 def test_total_is_the_sum_of_its_parts_and_max_batch_is_the_threshold():
     est = estimate_training_memory("refinenet", "resnet101", 2, amp=True)
     parts = ("weights_bytes", "grads_bytes", "momentum_bytes", "activation_bytes",
-             "allowance_bytes")  # fmt: skip
+             "allowance_bytes")
     assert est["total_bytes"] == pytest.approx(sum(est[k] for k in parts), abs=2)
     assert est["grads_bytes"] == est["momentum_bytes"] == 4 * est["params"]
     assert est["budget_bytes"] == pytest.approx(0.8 * gpu_budget.T4_BYTES, abs=1)
@@ -95,7 +95,7 @@ class _TrainingForward(nn.Module):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.amp):
             main, aux = self.model(x)
         return (F.cross_entropy(main.float(), self.target, ignore_index=255)
-                + 0.4 * F.cross_entropy(aux.float(), self.target, ignore_index=255))  # fmt: skip
+                + 0.4 * F.cross_entropy(aux.float(), self.target, ignore_index=255))
 
 
 @pytest.mark.parametrize("amp", [False, True])

@@ -71,7 +71,7 @@ def test_knockout_refuses_what_it_cannot_do_and_restores_after_an_error():
 
 
 TINY = ["--data", "synthetic", "--crop", "32x48", "--batch-size", "2", "--train-size", "4",
-        "--val-size", "2", "--device", "cpu", "--workers", "0", "--epochs", "1"]  # fmt: skip
+        "--val-size", "2", "--device", "cpu", "--workers", "0", "--epochs", "1"]
 
 
 @pytest.mark.slow
@@ -90,7 +90,7 @@ def test_evaluate_cli_knockout_scores_the_closed_gate(tmp_path, capsys):
     val = pick_datasets(None, source="synthetic", crop=config.crop, val_size=config.val_size,
                         train_size=config.train_size, seed=config.seed, verbose=False).val
     reference = evaluate(closed, DataLoader(val, batch_size=2), config.num_classes, "cpu",
-                         input_scale=config.eval_scale)  # fmt: skip
+                         input_scale=config.eval_scale)
     torch.testing.assert_close(res["knockout"]["confusion"], reference["confusion"])
     with pytest.raises(SystemExit):
         evaluate_cli.main(["--checkpoint", str(tmp_path / "open.pt"), "--knockout", "0"])

@@ -53,7 +53,7 @@ def test_sweep_matches_numpy_predictions():
     w = [0.3, 1.0, 6.0]
     batches = [(X[:4], Y[:4]), (X[4:], Y[4:])]
     sweep = sweep_logit_adjustment(channel_logits(3), batches, w, TAUS, "cpu",
-                                   classes=["a", "b", "c"])  # fmt: skip
+                                   classes=["a", "b", "c"])
     for tau in TAUS:
         ref = numpy_miou(X.numpy(), Y.numpy(), -tau * np.log(np.array(w)))
         got = sweep.loc[tau, ["iou_a", "iou_b", "iou_c"]].to_numpy(dtype=float)
@@ -88,7 +88,7 @@ def test_evaluate_bias_changes_predictions_not_loss():
     net, loss = channel_logits(2), nn.CrossEntropyLoss()
     plain = evaluate(net, [(X, Y)], 2, "cpu", criterion=loss)
     shifted = evaluate(net, [(X, Y)], 2, "cpu", criterion=loss,
-                       logit_bias=torch.tensor([0.0, -2.0]))  # fmt: skip
+                       logit_bias=torch.tensor([0.0, -2.0]))
     assert plain["pixel_acc"] == 0.0 and shifted["pixel_acc"] == 1.0
     assert shifted["loss"] == pytest.approx(plain["loss"])
 
@@ -104,7 +104,7 @@ def test_best_tau_prefers_the_smallest_on_a_tie():
     ("weights", "tau", "match"),
     [([1.0, -1.0], 1.0, ">= 0"), ([1.0, float("nan")], 1.0, "finite"), ([[1.0]], 1.0, "1-D"),
      ([1.0, 2.0], -0.5, "tau")],
-)  # fmt: skip
+)
 def test_bad_bias_arguments(weights, tau, match):
     with pytest.raises(ValueError, match=match):
         logit_bias(weights, tau)

@@ -43,7 +43,7 @@ def test_receptive_field_of_the_local_network_is_as_stated():
 
 
 def cue_gradient(net: LongRangeNet, image: torch.Tensor, mask: torch.Tensor,
-                 where: torch.Tensor) -> float:  # fmt: skip
+                 where: torch.Tensor) -> float:
     """|d (random projection of the logits at `where`) / d (cue pixels)|, summed."""
     x = image[None].double().requires_grad_(True)  # (1, 3, 64, 64)
     out = net(x)[0]  # (K, 64, 64)
@@ -106,7 +106,7 @@ def test_training_steps_and_a_faster_gate():
     images, masks, _ = LongRangeTask(4, seed=2).tensors()
     losses = []
     slow = train_long_range(1, (images, masks), seed=0, steps=3, batch_size=2,
-                            callback=lambda step, loss: losses.append((step, loss)))  # fmt: skip
+                            callback=lambda step, loss: losses.append((step, loss)))
     fast = train_long_range(1, (images, masks), seed=0, steps=3, batch_size=2, gamma_lr_mult=10)
     assert [s for s, _ in losses] == [0, 1, 2] and all(0 < v < 10 for _, v in losses)
     assert not slow.training

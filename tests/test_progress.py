@@ -33,7 +33,7 @@ def test_live_plot_has_a_labelled_axis_and_one_epoch_shows_its_points(monkeypatc
     monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
     monkeypatch.setattr("IPython.display.clear_output", lambda *a, **k: None)
     row = {"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "val_pixel_acc": 0.4,
-           "val_miou": 0.1, "lr": 0.1, "seconds": 1.0, "images_per_s": 1.0}  # fmt: skip
+           "val_miou": 0.1, "lr": 0.1, "seconds": 1.0, "images_per_s": 1.0}
     board = Board(TrainConfig(epochs=3), animate=True, history=[row])
     ax = board.animator.axes[0]
     assert ax.get_xlabel() == "epoch" and "mIoU" in ax.get_ylabel()

@@ -68,7 +68,7 @@ def test_tiny_keeps_the_model_and_shrinks_everything_else(monkeypatch):
 def test_cli_flags_override_the_recipe(monkeypatch):
     monkeypatch.delenv("SEGLIB_TINY", raising=False)
     config, args = train_cli.parse_args(["--recipe", "camvid-cpu", "--epochs", "3",
-                                         "--scale", "0.5-1.0", "--out", "x"])  # fmt: skip
+                                         "--scale", "0.5-1.0", "--out", "x"])
     assert (config.epochs, config.scale, config.crop) == (3, (0.5, 1.0), (180, 240))
     assert config.class_weighting == "median" and args.out == "x"
     plain, args = train_cli.parse_args([])
@@ -87,7 +87,7 @@ def test_evaluate_at_half_scale_scores_against_native_labels():
     Y = torch.randint(0, 2, (2, 8, 12))
     res = evaluate(Mean(), [(X, Y)], num_classes=2, device="cpu", input_scale=0.5)
     small = F.interpolate(X, scale_factor=0.5, mode="bilinear", align_corners=False,
-                          antialias=True)[:, :2] * 10  # fmt: skip
+                          antialias=True)[:, :2] * 10
     pred = F.interpolate(small, size=(8, 12), mode="bilinear", align_corners=False).argmax(1)
     assert res["pixel_acc"] == pytest.approx((pred == Y).float().mean().item())
     full = evaluate(Mean(), [(X, Y)], num_classes=2, device="cpu")
@@ -109,7 +109,7 @@ def test_output_stride_reaches_the_model_and_survives_the_checkpoint(tmp_path):
 @pytest.mark.parametrize("value, tiny", [("1", True), ("true", True), ("Yes", True),
                                          ("on", True), (" ON ", True), ("0", False),
                                          ("false", False), ("no", False), ("off", False),
-                                         ("", False)])  # fmt: skip
+                                         ("", False)])
 def test_seglib_tiny_reads_the_usual_switch_words(monkeypatch, value, tiny):
     monkeypatch.setenv("SEGLIB_TINY", value)
     assert is_tiny() is tiny

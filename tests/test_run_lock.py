@@ -30,7 +30,7 @@ with run_lock(sys.argv[1]):
 """
 TINY = ["--data", "synthetic", "--epochs", "1", "--train-size", "4", "--val-size", "2",
         "--synthetic-size", "32x32", "--crop", "32x32", "--batch-size", "2",
-        "--device", "cpu", "--workers", "0"]  # fmt: skip
+        "--device", "cpu", "--workers", "0"]
 CFG = TrainConfig(model="tiny", num_classes=3, epochs=1, lr=0.05, verbose=False)
 
 
@@ -54,7 +54,7 @@ def holder(tmp_path):
     """Another process training into tmp_path/run, as far as the lock goes: (folder, pid)."""
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE,
-                            text=True)  # fmt: skip
+                            text=True)
     try:
         assert proc.stdout.readline().strip() == "locked"
         yield out, proc.pid
@@ -106,7 +106,7 @@ def test_the_command_line_and_fit_share_one_lock(tmp_path):
 
 def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+                          capture_output=True, text=True, check=True)
     out = tmp_path / "run"
     out.mkdir()
     (out / LOCK_FILE).write_text(dead.stdout)  # what a killed run leaves

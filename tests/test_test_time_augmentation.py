@@ -20,14 +20,14 @@ def lopsided_net() -> nn.Module:
     of a mirrored image are not the mirrored logits."""
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
-                         nn.Conv2d(8, K, 3, padding=1)).eval()  # fmt: skip
+                         nn.Conv2d(8, K, 3, padding=1)).eval()
 
 
 def one_view(net: nn.Module, X: torch.Tensor, size, scale: float, mirrored: bool) -> np.ndarray:
     """The label-size logits of one view, mirrored with numpy rather than torch."""
     x = torch.from_numpy(np.ascontiguousarray(X.numpy()[..., ::-1])) if mirrored else X
     x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False,
-                      antialias=True)  # fmt: skip
+                      antialias=True)
     with torch.no_grad():
         out = F.interpolate(net(x), size, mode="bilinear", align_corners=False).numpy()
     return np.ascontiguousarray(out[..., ::-1]) if mirrored else out
@@ -73,7 +73,7 @@ def test_evaluate_and_sweep_score_the_averaged_views():
     sweep = sweep_logit_adjustment(net, batches, w, (0.0, 1.0), input_scale=scales, flip=True)
     assert sweep.loc[0.0, "miou"] == pytest.approx(res["miou"], abs=1e-12)
     adjusted = evaluate(net, batches, K, "cpu", input_scale=scales, flip=True,
-                        logit_bias=logit_bias(w, 1.0))  # fmt: skip
+                        logit_bias=logit_bias(w, 1.0))
     assert sweep.loc[1.0, "miou"] == pytest.approx(adjusted["miou"], abs=1e-12)
 
 

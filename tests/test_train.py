@@ -228,7 +228,7 @@ def test_an_all_void_batch_gives_zero_loss_and_does_not_stop_training():
     data.tensors[1][:4] = 255  # the first training batch has no labelled pixel
     train = DataLoader(data, batch_size=4)
     hist = fit(TinyNet(), train, DataLoader(make_data(4, seed=1), batch_size=4), CFG,
-               animate=False, epochs=1)  # fmt: skip
+               animate=False, epochs=1)
     assert math.isfinite(hist["train_loss"].iloc[0])
 
 

@@ -143,7 +143,7 @@ def test_sigterm_while_saving_leaves_no_temp_file(tmp_path):
     path = tmp_path / "last.pt"
     atomic_save({"format": FORMAT, "epoch": 1}, path)
     proc = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "saving"
         assert len(list(tmp_path.glob(".last.pt.*.tmp"))) == 1  # half written

@@ -20,7 +20,7 @@ from seglib.engine.logit_adjustment import DEFAULT_TAUS, logit_bias
 pytestmark = pytest.mark.slow  # a real ResNet-18 CCNet: several seconds of CPU
 
 TINY = ["--data", "synthetic", "--crop", "32x48", "--batch-size", "2", "--train-size", "4",
-        "--val-size", "2", "--device", "cpu", "--workers", "0"]  # fmt: skip
+        "--val-size", "2", "--device", "cpu", "--workers", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +56,13 @@ def test_cli_resume_refuses_another_model(run, tmp_path):
     (tmp_path / "last.pt").write_bytes((out / "last.pt").read_bytes())
     with pytest.raises(ValueError, match="different model"):
         train_cli.main([*TINY, "--model", "refinenet", "--features", "16", "--epochs", "2",
-                        "--crop", "64x64", "--out", str(tmp_path), "--resume"])  # fmt: skip
+                        "--crop", "64x64", "--out", str(tmp_path), "--resume"])
 
 
 def test_evaluate_cli_prints_per_class_table(run, capsys):
     out, hist = run
     res = evaluate_cli.main(["--checkpoint", str(out / "best.pt"), "--split", "val",
-                             "--device", "cpu"])  # fmt: skip
+                             "--device", "cpu"])
     text = capsys.readouterr().out
     for name in CLASSES:
         assert name in text
@@ -76,14 +76,14 @@ def test_evaluate_cli_test_time_augmentation(run, capsys):
     out, _ = run
     best = out / "best.pt"
     res = evaluate_cli.main(["--checkpoint", str(best), "--device", "cpu",
-                             "--eval-scale", "0.5", "1", "--flip"])  # fmt: skip
+                             "--eval-scale", "0.5", "1", "--flip"])
     assert "inputs resized by 0.5 and 1, and mirrored," in capsys.readouterr().out
     model, config = load_model(best, "cpu")
     val = pick_datasets(source="synthetic", crop=config.crop, train_size=config.train_size,
                         val_size=config.val_size, synthetic_size=config.synthetic_size,
-                        seed=config.seed, verbose=False).val  # fmt: skip
+                        seed=config.seed, verbose=False).val
     ref = evaluate(model, DataLoader(val, batch_size=2), 11, "cpu", input_scale=(0.5, 1.0),
-                   flip=True)  # fmt: skip
+                   flip=True)
     assert torch.equal(res["confusion"], ref["confusion"])
     for bad in (["--eval-scale"], ["--eval-scale", "0"], ["--eval-scale", "half"]):
         with pytest.raises(SystemExit):
@@ -100,19 +100,19 @@ def weighted_run(tmp_path_factory):
 def test_evaluate_cli_logit_adjustment_auto_chooses_tau_on_val(weighted_run, capsys):
     best = weighted_run / "best.pt"
     res = evaluate_cli.main(["--checkpoint", str(best), "--device", "cpu",
-                             "--logit-adjustment", "auto"])  # fmt: skip
+                             "--logit-adjustment", "auto"])
     text = capsys.readouterr().out
     assert res["tau"] in DEFAULT_TAUS and f"chose tau {res['tau']:g}" in text
     # the same numbers by hand: the run's weights, the chosen tau, seglib.engine.evaluate
     model, config = load_model(best, "cpu")
     val = pick_datasets(source="synthetic", crop=config.crop, train_size=config.train_size,
                         val_size=config.val_size, synthetic_size=config.synthetic_size,
-                        seed=config.seed, verbose=False).val  # fmt: skip
+                        seed=config.seed, verbose=False).val
     ref = evaluate(model, DataLoader(val, batch_size=2), 11, "cpu",
-                   logit_bias=logit_bias(config.class_weights, res["tau"]))  # fmt: skip
+                   logit_bias=logit_bias(config.class_weights, res["tau"]))
     assert res["miou"] == pytest.approx(ref["miou"], abs=1e-12)
     fixed = evaluate_cli.main(["--checkpoint", str(best), "--device", "cpu",
-                               "--logit-adjustment", "0"])  # fmt: skip
+                               "--logit-adjustment", "0"])
     plain = evaluate_cli.main(["--checkpoint", str(best), "--device", "cpu"])
     assert fixed["miou"] == pytest.approx(plain["miou"], abs=1e-12)
 
@@ -121,10 +121,10 @@ def test_evaluate_cli_logit_adjustment_needs_class_weights(run, weighted_run):
     out, _ = run
     with pytest.raises(ValueError, match="without class weights"):
         evaluate_cli.main(["--checkpoint", str(out / "best.pt"), "--device", "cpu",
-                           "--logit-adjustment", "0.5"])  # fmt: skip
+                           "--logit-adjustment", "0.5"])
     with pytest.raises(SystemExit):
         evaluate_cli.main(["--checkpoint", str(weighted_run / "best.pt"),
-                           "--logit-adjustment", "-1"])  # fmt: skip
+                           "--logit-adjustment", "-1"])
 
 
 def test_cli_rejects_bad_flags():
@@ -201,7 +201,7 @@ def test_flags_of_today_keep_their_names_and_values():
          "--sync-bn", "--grad-clip", "1.5", "--class-weights", "median",
          "--synthetic-size", "40x50", "--train-size", "9", "--val-size", "5",
          "--train-limit", "7", "--val-limit", "6", "--out", "o", "--overwrite"]
-    )  # fmt: skip
+    )
     expected = dict(backbone="resnet34", data="camvid", data_dir="x", epochs=3, batch_size=4,
                     crop=(64, 80), scale=(0.5, 1.5), jitter="none", eval_scale=0.5, lr=0.02,
                     weight_decay=0.001, decay_1d=False, gamma_lr_mult=2.0, workers=1,
@@ -209,7 +209,7 @@ def test_flags_of_today_keep_their_names_and_values():
                     recurrence=1, output_stride=16, decoder=True, features=64,
                     channels_last=False, sync_bn=True, grad_clip=1.5, class_weighting="median",
                     synthetic_size=(40, 50), train_size=9, val_size=5, train_limit=7,
-                    val_limit=6)  # fmt: skip
+                    val_limit=6)
     assert {k: getattr(config, k) for k in expected} == expected
     assert (args.out, args.overwrite, args.resume) == ("o", True, False)
     assert train_cli.parse_args(["--no-amp"])[0].amp == "off"

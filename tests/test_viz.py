@@ -67,7 +67,7 @@ def test_overlay_shape_dtype_and_alpha_limits():
     np.testing.assert_allclose(full[1:, :], PALETTE[mask[1:, :]] / 255, atol=1e-6)
     np.testing.assert_allclose(full[0, 0], rgb[0, 0] / 255, atol=1e-6)  # void keeps the image
     np.testing.assert_allclose(out[2, 3], 0.5 * rgb[2, 3] / 255 + 0.5 * PALETTE[mask[2, 3]] / 255,
-                               atol=1e-5)  # fmt: skip
+                               atol=1e-5)
     with pytest.raises(ValueError, match="does not match"):
         overlay(rgb, mask[:, :4])
 

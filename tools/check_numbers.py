@@ -94,7 +94,7 @@ REFERENCE = re.compile(
     re.IGNORECASE,
 )
 UNITS = {"px", "m", "g", "k", "s", "ms", "min", "h", "gb", "mb", "kb", "gmac", "gmacs",
-         "mac", "macs", "gflops", "flops", "mp", "st", "nd", "rd", "th"}  # fmt: skip
+         "mac", "macs", "gflops", "flops", "mp", "st", "nd", "rd", "th"}
 ORDINALS = {"st", "nd", "rd", "th"}
 
 

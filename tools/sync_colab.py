@@ -43,7 +43,7 @@ METADATA = {
     "colab": {"provenance": [], "gpuType": "T4"},
     "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
                    "language": "python"},
-}  # fmt: skip
+}
 # A Colab URL of a notebook in any repository and branch; group 1 is the file name
 COLAB_URL = re.compile(
     r"https://colab\.research\.google\.com/github/[^/\s()]+/[^/\s()]+/blob/[^/\s()]+"
@@ -64,7 +64,7 @@ def owner_repo(repository: str = REPOSITORY) -> str:
 def badge_url(name: str, repository: str = REPOSITORY) -> str:
     """The Colab URL that opens `notebooks/<name>` of `repository`."""
     return (f"https://colab.research.google.com/github/{owner_repo(repository)}"
-            f"/blob/{BRANCH}/notebooks/{name}")  # fmt: skip
+            f"/blob/{BRANCH}/notebooks/{name}")
 
 
 # After pip, on Colab: does the runtime need a restart? (see install_cell)
@@ -120,7 +120,7 @@ def sync_notebook(nb: dict, repository: str = REPOSITORY) -> dict:
     nb = copy.deepcopy(nb)
     install = next((c for c in nb["cells"] if c["cell_type"] == "code"
                     and INSTALL_GUARD in "".join(c["source"])
-                    and "pip install" in "".join(c["source"])), None)  # fmt: skip
+                    and "pip install" in "".join(c["source"])), None)
     if install is None:
         raise ValueError(f"no Colab install cell (`{INSTALL_GUARD}` with `%pip install`)")
     _set_source(install, install_cell(repository))

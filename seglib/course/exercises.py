@@ -189,7 +189,7 @@ def check(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + case)
             args = (list(make_args()) if make_args is not None
-                    else [i() if _is_factory(i) else i for i in inputs])  # fmt: skip
+                    else [i() if _is_factory(i) else i for i in inputs])
         try:
             mine = learner_fn(*_prepare(args, dtype))
         except NotImplementedError:
@@ -204,7 +204,7 @@ def check(
         why = _compare(mine, ref, atol, rtol)
         if why is not None:
             print(f"✗ {name} differs from seglib on case {case + 1} of {n}: {why}; "
-                  f"inputs: {_describe(args, names)}")  # fmt: skip
+                  f"inputs: {_describe(args, names)}")
             return False
     what = (f"{n} random input" + "s" * (n > 1)) if random else "the given input"
     print(f"✓ {name} matches seglib on {what}")
@@ -222,13 +222,13 @@ def _copy_weights(source: nn.Module, target: nn.Module) -> str | None:
     else:
         if len(src) != len(dst):
             return (f"holds {len(dst)} parameter and buffer tensors, seglib's module "
-                    f"{len(src)}")  # fmt: skip
+                    f"{len(src)}")
         pairs = [(a, src[a], b, dst[b]) for a, b in zip(src, dst)]
     for ref_name, ref, name, mine in pairs:
         if ref.shape != mine.shape:
             return (f"its `{name}` has shape {tuple(mine.shape)} where seglib's `{ref_name}` "
                     f"has {tuple(ref.shape)} (create the layers in the order of the forward "
-                    "pass, or with seglib's names)")  # fmt: skip
+                    "pass, or with seglib's names)")
     with torch.no_grad():
         for _, ref, _, mine in pairs:
             mine.copy_(ref)
@@ -263,7 +263,7 @@ def check_module(
         print(f"✗ {name} cannot take seglib's weights: it {why}")
         return False
     return check(mine_module, ref_module, *inputs, cases=cases, atol=atol, rtol=rtol,
-                 dtype=torch.float64, seed=seed)  # fmt: skip
+                 dtype=torch.float64, seed=seed)
 
 
 def _checkerboard(size: tuple[int, int], square: int) -> tuple[np.ndarray, np.ndarray]:
@@ -327,7 +327,7 @@ def check_augmentation(
                 wrong = sorted(values - {1, 2, IGNORE})
                 why = ("uncovered pixels became class 0: fill the mask with 255"
                        if wrong == [0] else "the mask was interpolated or filled with a "
-                       "class: use nearest-neighbour and fill 255")  # fmt: skip
+                       "class: use nearest-neighbour and fill 255")
                 shown = ", ".join(map(str, wrong[:5])) + (", ..." if len(wrong) > 5 else "")
                 print(f"✗ {name}, draw {draw}: mask values {shown} appear, which the mask "
                       f"never had; {why}")

@@ -175,7 +175,7 @@ def plot_rcca_maps(
         # zero weights (off the cross) masked: transparent, the photograph shows through
         shown = np.ma.masked_less_equal(amap, 0.0)
         im = ax.imshow(shown, cmap=cmap, norm=_log_norm(amap, level), alpha=alpha,
-                       extent=extent, interpolation="nearest")  # fmt: skip
+                       extent=extent, interpolation="nearest")
         outline_above(ax, amap, level, extent)
         ax.set_title(f"{title}\nmax {amap.max() / level:.1f}x uniform", fontsize=9)
         mark(ax)

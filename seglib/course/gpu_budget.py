@@ -139,7 +139,7 @@ def estimate_training_memory(
     if key not in MEASURED:
         known = sorted({(m, b) for m, b, _ in MEASURED})
         raise ValueError(f"no measurement for {key}; measured (model, backbone): {known} "
-                         "(run benchmarks/gpu_memory.py to add one)")  # fmt: skip
+                         "(run benchmarks/gpu_memory.py to add one)")
     act_fixed, act_image, saved_fixed, saved_image = MEASURED[key]
     params, buffers = parameter_count(model_name, backbone, num_classes)
     area = h * w / (MEASURED_CROP[0] * MEASURED_CROP[1])
@@ -159,7 +159,7 @@ def estimate_training_memory(
         "saved_bytes": round(saved_fixed + batch_size * saved_image * area),
         "gpu_bytes": gpu_bytes, "margin": margin, "budget_bytes": round(budget),
         "fits": total <= budget, "max_batch": max_batch,
-    }  # fmt: skip
+    }
 
 
 def format_estimate(estimate: dict) -> str:

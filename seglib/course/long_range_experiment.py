@@ -37,7 +37,7 @@ def task_tensors(n: int, seed: int, split: str) -> tuple[Tensor, Tensor, Tensor]
 
 @torch.no_grad()
 def region_accuracy(net: torch.nn.Module, images: Tensor, masks: Tensor, regions: Tensor,
-                    batch_size: int = 100) -> dict[str, float]:  # fmt: skip
+                    batch_size: int = 100) -> dict[str, float]:
     """Pixel accuracy of `net` on each region ("local", "aligned", "far") and overall.
 
     `images` (N, 3, H, W), `masks` and `regions` (N, H, W). The network runs in eval mode

@@ -48,7 +48,7 @@ def cell_share_prediction(
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= num_classes))
     if bad.any():
         raise ValueError(f"labels must be in 0..{num_classes - 1} or {ignore_index}, "
-                         f"found {labels[bad][0].item()}")  # fmt: skip
+                         f"found {labels[bad][0].item()}")
     known = labels != ignore_index
     one_hot = F.one_hot(torch.where(known, labels, 0), num_classes)  # (B, H, W, K)
     one_hot = (one_hot * known[..., None]).permute(0, 3, 1, 2).float()  # (B, K, H, W)

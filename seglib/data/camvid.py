@@ -29,9 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import Dataset, Subset
 
 from seglib.data.classes import CLASSES, NUM_CLASSES, PALETTE
 from seglib.data.dataset import SegmentationDataset
@@ -55,7 +53,7 @@ def _list_images(folder: Path) -> dict[str, Path]:
         if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES and not p.name.startswith("."):
             if p.stem in found:
                 raise ValueError(f"{folder}: two files for one image, {found[p.stem].name} and "
-                                 f"{p.name}: keep one of them")  # fmt: skip
+                                 f"{p.name}: keep one of them")
             found[p.stem] = p
     return found
 
@@ -215,7 +213,7 @@ class CamVid(SegmentationDataset):
             grey = np.asarray(img).astype(np.float64)  # (H, W), 0..65535
             if grey.min(initial=0) < 0 or grey.max(initial=0) > 65535:
                 raise ValueError(f"{self.images[i]}: expected an 8- or 16-bit image, got "
-                                 f"values {grey.min():g}..{grey.max():g}")  # fmt: skip
+                                 f"values {grey.min():g}..{grey.max():g}")
             grey = np.round(grey / 257).astype(np.uint8)  # 65535 -> 255
             return np.repeat(grey[..., None], 3, axis=2)  # (H, W, 3)
         return np.asarray(img.convert("RGB"))
@@ -263,4 +261,4 @@ class CamVid(SegmentationDataset):
 
     def _repr_fields(self) -> dict[str, object]:
         return {"root": str(self.root), "split": self.split, "layout": self.layout,
-                "n": len(self), "num_classes": self.num_classes}  # fmt: skip
+                "n": len(self), "num_classes": self.num_classes}

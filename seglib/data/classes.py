@@ -15,7 +15,7 @@ __all__ = ["CLASSES", "NUM_CLASSES", "PALETTE"]
 CLASSES: tuple[str, ...] = (
     "Sky", "Building", "Pole", "Road", "Pavement", "Tree",
     "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
-)  # fmt: skip
+)
 NUM_CLASSES: int = len(CLASSES)
 # the colours of the SegNet tutorial, one RGB row per class in CLASSES order
 PALETTE: np.ndarray = np.array(
@@ -25,5 +25,5 @@ PALETTE: np.ndarray = np.array(
         [64, 0, 128], [64, 64, 0], [0, 128, 192],
     ],
     dtype=np.uint8,
-)  # fmt: skip
+)
 PALETTE.flags.writeable = False

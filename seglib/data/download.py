@@ -65,7 +65,7 @@ def _fetch(url: str, dest: Path, progress: bool, timeout: float = 60.0) -> None:
                 bar.update(len(chunk))
     if total is not None and got != total:
         raise ValueError(f"download of {url} was cut off: the server announced {total} "
-                         f"bytes, {got} arrived; run the download again")  # fmt: skip
+                         f"bytes, {got} arrived; run the download again")
 
 
 def _find_camvid_prefix(names: list[str], source: str) -> str:
@@ -85,10 +85,10 @@ def _find_camvid_prefix(names: list[str], source: str) -> str:
 
 
 def _unsafe(name: str, source: str, why: str = "would land outside the target folder"
-            ) -> ValueError:  # fmt: skip
+            ) -> ValueError:
     """The error for an archive member that extraction must not write."""
     return ValueError(f"refusing to extract the archive from {source}: its member {name!r} "
-                      f"{why}")  # fmt: skip
+                      f"{why}")
 
 
 def _safe_member(name: str, source: str) -> None:

@@ -70,7 +70,7 @@ def _axis_gap(a0, a1: int, b0: int, b1: int):
 
 
 def _place(rng: np.random.Generator, cue: tuple[int, int], kind: str,
-           taken: list[tuple[int, int]]) -> tuple[int, int] | None:  # fmt: skip
+           taken: list[tuple[int, int]]) -> tuple[int, int] | None:
     """A random even top-left corner for an object of `kind` ('row', 'column' or 'far').
 
     None when the objects already placed leave no room."""
@@ -82,7 +82,7 @@ def _place(rng: np.random.Generator, cue: tuple[int, int], kind: str,
     rows_in = (y <= cue[0]) & (cue[0] + _CUE <= y + _OBJ)  # (n, 1)
     cols_in = (x <= cue[1]) & (cue[1] + _CUE <= x + _OBJ)  # (1, n)
     good = {"row": rows_in & (dc > REACH), "column": cols_in & (dr > REACH),
-            "far": (dr > REACH) & (dc > REACH)}[kind]  # (n, n)  # fmt: skip
+            "far": (dr > REACH) & (dc > REACH)}[kind]  # (n, n)
     for v, u in taken:  # a gap of at least 2 pixels to the objects already placed
         near = (_axis_gap(y, y + _OBJ, v, v + _OBJ) < 3) & (_axis_gap(x, x + _OBJ, u, u + _OBJ) < 3)
         good = good & ~near
@@ -103,7 +103,7 @@ def render_long_range(rng: np.random.Generator) -> dict:
     """
     kind = OBJECT_A if rng.random() < 0.5 else OBJECT_B
     cue = (int(rng.integers(0, (_SIZE - _CUE) // 2 + 1)) * 2,
-           int(rng.integers(0, (_SIZE - _CUE) // 2 + 1)) * 2)  # fmt: skip
+           int(rng.integers(0, (_SIZE - _CUE) // 2 + 1)) * 2)
     for _ in range(100):  # a cue near a corner leaves little room: draw again if stuck
         objects: list[tuple[tuple[int, int], str]] = []
         for where in ("row", "column", "far", "far"):
@@ -190,7 +190,7 @@ class LongRangeTask(SegmentationDataset):
         """The cue's top-left (row, col) and kind, and each object's top-left and region."""
         item = self._item(i)
         return {"cue": item["cue"], "kind": LONG_RANGE_CLASSES[item["kind"]],
-                "objects": list(item["objects"])}  # fmt: skip
+                "objects": list(item["objects"])}
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """All items at once: images (n, 3, 64, 64), masks (n, 64, 64), regions (n, 64, 64).

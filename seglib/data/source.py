@@ -155,7 +155,7 @@ def pick_datasets(
         kw: dict[str, Any] = {}
         if crop is not None or scale is not None or jitter != "light":
             kw["transform"] = train_transform(crop=crop or (360, 480), scale=scale or (0.5, 2.0),
-                                              jitter=jitter)  # fmt: skip
+                                              jitter=jitter)
         train = CamVid(path, "train", **kw)
         val = CamVid(path, split)
         if verbose:
@@ -164,13 +164,13 @@ def pick_datasets(
                 f"{len(train)} train / {len(val)} {split} images, {train.num_classes} classes"
             )
         return DataChoice("camvid", path, train, val, train.num_classes, train.classes,
-                          train.palette)  # fmt: skip
+                          train.palette)
     size = tuple(int(v) for v in (synthetic_size or crop or (96, 128)))
     transform = None  # the synthetic default: a random flip
     if crop is not None and tuple(crop) != size:  # a crop smaller than the scenes
         transform = train_transform(crop=crop, scale=(1.0, 1.0), jitter=False)
     train = SyntheticStreets(train_size, size=size, seed=seed, split="train",
-                             transform=transform)  # fmt: skip
+                             transform=transform)
     val = SyntheticStreets(val_size, size=size, seed=seed, split=split)
     if verbose:
         why = "" if source == "synthetic" else f" (no CamVid found at $CAMVID_DIR or {how})"
@@ -179,4 +179,4 @@ def pick_datasets(
             f"scenes of {size[0]}x{size[1]}, seed {seed}"
         )
     return DataChoice("synthetic", None, train, val, train.num_classes, train.classes,
-                      train.palette)  # fmt: skip
+                      train.palette)

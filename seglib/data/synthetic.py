@@ -22,7 +22,6 @@ so the bytes are identical on every machine. Notebooks `05_camvid_data.ipynb` an
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from seglib.data.classes import CLASSES, NUM_CLASSES, PALETTE
 from seglib.data.dataset import SegmentationDataset
@@ -43,7 +42,7 @@ _SKIN = [(228, 184, 152), (170, 118, 86), (112, 76, 52)]
 _JACKETS = [(0, 170, 215), (175, 235, 40), (250, 110, 20)]
 _FENCES = [(226, 222, 210), (150, 166, 190)]
 _SIGNS = [((205, 30, 30), (245, 245, 245)), ((30, 72, 190), (245, 245, 245)),
-          ((235, 195, 30), (20, 20, 20))]  # fmt: skip
+          ((235, 195, 30), (20, 20, 20))]
 # texture strength per class (fine noise amplitude, coarse blotch amplitude)
 _FINE = np.array([2, 5, 3, 5, 5, 7, 2, 4, 3, 3, 3], dtype=np.float32)
 _COARSE = np.array([5, 8, 3, 8, 8, 18, 3, 6, 4, 5, 5], dtype=np.float32)
@@ -142,7 +141,7 @@ def _ground(cv: _Canvas, rng, horizon: float) -> tuple[np.ndarray, np.ndarray]:
     pave = _jitter(rng, (178, 164, 152), 0.06)
     tiles = ((np.floor(xs / 6 + 40 * d) + np.floor(1.0 / (d + 0.08))) % 2 == 0)[..., None]
     cv.paint((rows, slice(None)), np.ones((ys.shape[0], w), bool), PAVEMENT,
-             np.where(tiles, pave, pave * 0.88))  # fmt: skip
+             np.where(tiles, pave, pave * 0.88))
     road = (xs >= left) & (xs < right)
     asphalt = _jitter(rng, (86, 86, 92), 0.08)
     lane = d * w * 0.012 + 0.4
@@ -282,7 +281,7 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.nd
         x, y, s = spot(0.3, 0.95, "pavement")
         shirt = _jitter(rng, _pick(rng, _SHIRTS), 0.08)
         things.append((y, lambda x=x, y=y, s=1.35 * s, c=shirt:
-                       _person(cv, rng, x, y, s, PEDESTRIAN, c)))  # fmt: skip
+                       _person(cv, rng, x, y, s, PEDESTRIAN, c)))
     x, y, s = spot(0.3, 0.95, "edge")
     things.append((y, lambda x=x, y=y, s=s: _bicyclist(cv, rng, x, y, 1.2 * s)))
     for _, draw in sorted(things, key=lambda t: t[0]):  # far to near

@@ -128,7 +128,7 @@ def train_transform(
     if jitter_args is not None:
         brightness, contrast, saturation, hue, p = jitter_args
         steps.append(A.ColorJitter(brightness=brightness, contrast=contrast,
-                                   saturation=saturation, hue=hue, p=p))  # fmt: skip
+                                   saturation=saturation, hue=hue, p=p))
     steps += [A.Normalize(mean=MEAN, std=STD, max_pixel_value=255.0), ToTensorV2()]
     pipeline = A.Compose(steps, seed=seed)
     setattr(pipeline, _TORCH_SEEDED, seed is None)

@@ -188,7 +188,7 @@ def _shaping_keys(model: Any) -> tuple[str, ...]:
     recurrences, output stride and decoder, or RefineNet's width (each model ignores
     the other's fields)."""
     own = {"ccnet": ("recurrence", "output_stride", "decoder"),
-           "refinenet": ("features",)}.get(model, ())  # fmt: skip
+           "refinenet": ("features",)}.get(model, ())
     return ("model", "backbone", "num_classes", *own)
 
 
@@ -204,7 +204,7 @@ def check_compatible(ckpt: dict, model_class: str, config: dict, path: Any = "")
     differ = [
         k for k in wanted
         if wanted[k] is not None and found[k] is not None and found[k] != wanted[k]
-    ]  # fmt: skip
+    ]
     if differ:
         diffs = [f"{k}: checkpoint {found[k]!r} vs this run {wanted[k]!r}" for k in differ]
         cli = ("model", "backbone", "recurrence", "output_stride", "features")

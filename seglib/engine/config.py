@@ -138,44 +138,44 @@ class TrainConfig:
 
     # --- model (used by the CLI and by load_model; a label for custom modules) ---
     model: str = option("ccnet", "the network: ccnet or refinenet; any label for a custom "
-                        "nn.Module given to fit", choices=MODELS)  # fmt: skip
+                        "nn.Module given to fit", choices=MODELS)
     backbone: str = option("resnet18", "the ResNet backbone: resnet18, resnet34, resnet50, "
-                           "resnet101 or resnet152")  # fmt: skip
+                           "resnet101 or resnet152")
     num_classes: int | None = setting(None, "K, the number of classes; None: from the dataset "
-                                      "or from the model's first output")  # fmt: skip
+                                      "or from the model's first output")
     recurrence: int = option(2, "CCNet: R, the passes of the shared criss-cross attention; "
-                             "0: none")  # fmt: skip
+                             "0: none")
     output_stride: int = option(8, "CCNet: the backbone's output stride: 8 as in the paper, "
-                                "or 16, coarser and faster on a CPU", choices=(8, 16))  # fmt: skip
+                                "or 16, coarser and faster on a CPU", choices=(8, 16))
     decoder: bool = option(False, "CCNet: a stride-4 decoder that fuses layer1 before the "
-                           "classifier, as DeepLabv3+'s; not in the CCNet paper")  # fmt: skip
+                           "classifier, as DeepLabv3+'s; not in the CCNet paper")
     features: int = option(256, "RefineNet: channels of the refine blocks")
     weights_backbone: str | None = option(None, "pretrained backbone: a torchvision weights "
                                           "name (IMAGENET1K_V1) or a local .pth file "
-                                          "(default: none, random initialisation)")  # fmt: skip
+                                          "(default: none, random initialisation)")
     # --- optimisation ---
     epochs: int = option(16, "passes over the training set", at_least=1)
     batch_size: int = option(8, "images per training step", at_least=1)
     crop: tuple[int, int] | None = option((96, 128), "training crop HxW in pixels (default "
                                           "96x128 on the synthetic scenes; on CamVid none: "
-                                          "its full 360x480 frames)")  # fmt: skip
+                                          "its full 360x480 frames)")
     scale: tuple[float, float] | None = option(
         None, "CamVid's random scale range LOW-HIGH, factors of the frame size (default: 0.5-2.0)"
     )
     jitter: str = option("light", "CamVid's colour jitter as seglib.data.transforms.JITTER "
-                         "defines it: none, light or strong", choices=tuple(JITTER))  # fmt: skip
+                         "defines it: none, light or strong", choices=tuple(JITTER))
     eval_scale: float = option(1.0, "evaluation inputs resized by this factor; the logits are "
-                               "resized back to the label size", positive=True)  # fmt: skip
+                               "resized back to the label size", positive=True)
     lr: float = option(0.1, "base learning rate of SGD (default from scratch: ccnet 0.1, "
                        f"refinenet {REFINENET_LR}; a recipe sets its own; 0.01 suits "
-                       "fine-tuning ImageNet weights)")  # fmt: skip
+                       "fine-tuning ImageNet weights)")
     momentum: float = setting(0.9, "SGD momentum")
     weight_decay: float = option(1e-4, "SGD weight decay (L2 penalty factor)")
     decay_1d: bool = option(True, "weight decay also on biases, norm weights and the "
                             "attention's gamma (tensors of dim < 2); --no-decay-1d: conv "
-                            "weights only, as nanoGPT")  # fmt: skip
+                            "weights only, as nanoGPT")
     gamma_lr_mult: float = option(1.0, "lr factor of the attention's gamma: it learns at lr "
-                                  "times this")  # fmt: skip
+                                  "times this")
     poly_power: float = setting(0.9, "lr = base_lr * (1 - it / max_it) ** power, per iteration")
     aux_weight: float = setting(0.4, "weight of the auxiliary loss when the model returns one")
     class_weights: list[float] | None = setting(
@@ -183,36 +183,36 @@ class TrainConfig:
     )
     class_weighting: str = option("none", "class weights of the loss: none, or median: "
                                   "median-frequency class weights of the training set",
-                                  choices=CLASS_WEIGHTINGS, flag="--class-weights")  # fmt: skip
+                                  choices=CLASS_WEIGHTINGS, flag="--class-weights")
     ignore_index: int = setting(255, "label value left out of loss and metrics (void)")
     grad_clip: float | None = option(None, "clip the global gradient norm to this maximum "
-                                     "(default: no clipping)", positive=True)  # fmt: skip
+                                     "(default: no clipping)", positive=True)
     # --- hardware ---
     amp: str = option("auto", "mixed precision: auto (bf16/fp16 on CUDA, off on CPU), bf16, "
                       "fp16 or off; --amp alone means auto", choices=AMP_MODES, nargs="?",
-                      const="auto")  # fmt: skip
+                      const="auto")
     channels_last: bool | None = option(None, "NHWC memory layout (default: on for CUDA only; "
                                         "on a CPU it pays for wide 3x3 convolutions such as "
-                                        "RefineNet's)")  # fmt: skip
+                                        "RefineNet's)")
     device: str | None = option(None, "cuda, cuda:1, mps or cpu (default: the best there is, "
-                                "cuda > mps > cpu)")  # fmt: skip
+                                "cuda > mps > cpu)")
     workers: int = option(0, "DataLoader worker processes", at_least=0)
     sync_bn: bool = option(False, "SyncBatchNorm under DDP (torchrun)")
     # --- data (used by the CLI to build the loaders) ---
     data: str = option("synthetic", "the data: synthetic scenes, camvid, or auto (CamVid "
-                       "when it is found, else synthetic)", choices=DATA_SOURCES)  # fmt: skip
+                       "when it is found, else synthetic)", choices=DATA_SOURCES)
     data_dir: str | None = option(
         None, "CamVid root (default: $CAMVID_DIR, else data/CamVid); a --data-dir alone "
         "implies --data camvid"
-    )  # fmt: skip
+    )
     synthetic_size: tuple[int, int] | None = option(None, "HxW of the synthetic scenes in "
-                                                    "pixels (default: the crop)")  # fmt: skip
+                                                    "pixels (default: the crop)")
     train_size: int = option(200, "synthetic training scenes", at_least=1)
     val_size: int = option(48, "synthetic validation scenes", at_least=1)
     train_limit: int | None = option(None, "use only the first N training images (default: "
-                                     "all)", at_least=1)  # fmt: skip
+                                     "all)", at_least=1)
     val_limit: int | None = option(None, "use only the first N validation images (default: "
-                                   "all)", at_least=1)  # fmt: skip
+                                   "all)", at_least=1)
     # --- bookkeeping ---
     seed: int = option(0, "seeds initialisation, shuffling and augmentation")
     log_points: int = setting(5, "points per epoch on the live plot")
@@ -246,7 +246,7 @@ class TrainConfig:
             raise ValueError(f"eval_scale must be a finite number > 0, got {self.eval_scale}")
         if self.grad_clip is not None and not 0 < self.grad_clip < math.inf:
             raise ValueError(f"grad_clip must be a finite number > 0 (a maximum gradient norm) "
-                             f"or None, got {self.grad_clip}")  # fmt: skip
+                             f"or None, got {self.grad_clip}")
         if self.class_weighting not in CLASS_WEIGHTINGS:
             raise ValueError(
                 f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}"
@@ -304,7 +304,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         data="camvid", backbone="resnet101", weights_backbone="IMAGENET1K_V2",
         crop=(360, 480), scale=(0.5, 2.0), batch_size=8, epochs=80, lr=0.01,
         weight_decay=1e-4, amp="auto", workers=2, eval_scale=1.0,
-    ),  # fmt: skip
+    ),
     # From scratch on a laptop: half resolution, strong augmentation, rare classes weighted.
     # Output stride 16 with the stride-4 decoder runs at 1.95x the images/s of output
     # stride 8 (benchmarks/throughput.py --cpu-recipe), so 60 epochs cost what 30 did,
@@ -314,14 +314,14 @@ RECIPES: dict[str, dict[str, Any]] = {
         scale=(0.375, 0.75), eval_scale=0.5, batch_size=8, epochs=60, lr=0.05,
         weight_decay=2e-4, class_weighting="median", amp="off", workers=0,
         output_stride=16, decoder=True,
-    ),  # fmt: skip
+    ),
     # The same code in about a minute: CamVid if present (48 crops of 96x128), else synthetic
     "quick": dict(
         data="auto", backbone="resnet18", weights_backbone=None, crop=(96, 128),
         scale=(0.2, 0.4), eval_scale=0.25, batch_size=8, epochs=4, lr=0.05,
         class_weighting="median", train_limit=48, val_limit=24, train_size=120, val_size=24,
         amp="off",
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -336,7 +336,7 @@ def is_tiny() -> bool:
     if value not in _TRUE + _FALSE:
         raise ValueError(f"SEGLIB_TINY must be one of {', '.join(_TRUE)} (tiny runs) or "
                          f"{', '.join(_FALSE[1:])} or empty (normal runs), got "
-                         f"{os.environ['SEGLIB_TINY']!r}")  # fmt: skip
+                         f"{os.environ['SEGLIB_TINY']!r}")
     return value in _TRUE
 
 
@@ -359,7 +359,7 @@ def tiny(config: TrainConfig) -> TrainConfig:
         epochs=1, crop=(64, 96), batch_size=2, train_limit=4, val_limit=2, train_size=4,
         val_size=2, weights_backbone=None, workers=0, eval_scale=min(config.eval_scale, 0.25),
         data="auto" if config.data == "camvid" else config.data, log_points=1,
-    )  # fmt: skip
+    )
 
 
 def recipe(name: str, model: str = "ccnet", **overrides: Any) -> TrainConfig:
@@ -369,7 +369,7 @@ def recipe(name: str, model: str = "ccnet", **overrides: Any) -> TrainConfig:
     name = MODES.get(name, name)
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; expected one of {sorted(RECIPES)} "
-                         f"or a mode {sorted(MODES)}")  # fmt: skip
+                         f"or a mode {sorted(MODES)}")
     fields = dict(RECIPES[name], model=model)
     if model == "refinenet":
         fields["lr"] = REFINENET_LR

@@ -54,7 +54,7 @@ def _check_device(device: str | torch.device) -> torch.device:
         )
     if dev.type == "mps" and not _mps_available():
         raise ValueError(f"device {str(device)!r} requested but Apple's MPS is not available; "
-                         "use cpu")  # fmt: skip
+                         "use cpu")
     return dev
 
 

@@ -33,7 +33,7 @@ def build_model_for(config: TrainConfig, pretrained: bool = True) -> nn.Module:
     return build_model(config.model, config.num_classes, config.backbone,
                        recurrence=config.recurrence, features=config.features,
                        output_stride=config.output_stride, decoder=config.decoder,
-                       weights_backbone=weights)  # fmt: skip
+                       weights_backbone=weights)
 
 
 def build_datasets(config: TrainConfig, split: str = "val") -> DataChoice:
@@ -99,9 +99,9 @@ def build_loaders(config: TrainConfig, choice: DataChoice) -> tuple[DataLoader, 
     # which `fit` re-seeds from (seed, epoch). Persistent workers would keep the first
     # epoch's seeds, so a resumed run would augment differently from an uninterrupted one.
     kw = {"num_workers": config.workers, "persistent_workers": False,
-          "pin_memory": torch.cuda.is_available()}  # fmt: skip
+          "pin_memory": torch.cuda.is_available()}
     drop = len(choice.train) > config.batch_size  # no 1-image batch for BatchNorm
     train = DataLoader(choice.train, batch_size=config.batch_size, shuffle=True,
-                       drop_last=drop, generator=g, **kw)  # fmt: skip
+                       drop_last=drop, generator=g, **kw)
     val = DataLoader(choice.val, batch_size=config.batch_size, **kw)
     return train, val

@@ -81,14 +81,14 @@ def sweep_logit_adjustment(
         raise ValueError(f"{num_classes} class weights but {len(names)} class names")
     biases = {t: logit_bias(class_weights, t).to(device).view(1, -1, 1, 1) for t in taus}
     matrices = {t: ConfusionMatrix(num_classes, ignore_index=ignore_index, device=device)
-                for t in taus}  # fmt: skip
+                for t in taus}
     was_training = model.training
     model.eval()
     try:
         for X, Y in loader:
             X, Y = X.to(device), Y.to(device).long()
             logits = label_size_logits(model, X, Y.shape[-2:], num_classes,
-                                       input_scale=input_scale, flip=flip)  # fmt: skip
+                                       input_scale=input_scale, flip=flip)
             for t in taus:
                 matrices[t].update(logits + biases[t], Y)
     finally:
@@ -97,7 +97,7 @@ def sweep_logit_adjustment(
     for t in taus:
         m = matrices[t].compute()
         row = {"tau": t, "miou": m["miou"], "pixel_acc": m["pixel_acc"],
-               "mean_class_acc": m["mean_class_acc"]}  # fmt: skip
+               "mean_class_acc": m["mean_class_acc"]}
         row.update({f"iou_{c}": float(v) for c, v in zip(names, m["iou"].tolist())})
         rows.append(row)
     return pd.DataFrame(rows).set_index("tau")

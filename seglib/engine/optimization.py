@@ -53,7 +53,7 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
         {"params": params, "weight_decay": config.weight_decay if decays else 0.0,
          "lr": config.lr * (config.gamma_lr_mult if is_gamma else 1.0)}
         for (decays, is_gamma), params in sorted(groups.items())
-    ]  # fmt: skip
+    ]
 
 
 def poly_factor(total_iters: int, power: float) -> Callable[[int], float]:

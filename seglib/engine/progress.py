@@ -44,7 +44,7 @@ class Board:
                 xlabel="epoch", ylabel="loss; accuracy, mIoU (0-1)", xlim=[0, config.epochs],
                 legend=["train loss", "val loss", "val pixel acc", "val mIoU"],
                 fmts=("-", "r:.", "m--.", "g-.."),
-            )  # fmt: skip
+            )
             self.timer = d2l.Timer()
             for row in history:  # a resumed run: the epochs done so far, then onwards
                 self.add_train(row["epoch"], row["train_loss"])
@@ -57,7 +57,7 @@ class Board:
         epoch's log line says the same in one line instead of hundreds of redraws.
         """
         return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                    disable=None if self.verbose else True, dynamic_ncols=True)  # fmt: skip
+                    disable=None if self.verbose else True, dynamic_ncols=True)
 
     def add_train(self, x: float, loss: float) -> None:
         """Plot the running train loss at fractional epoch `x` (notebooks only)."""
@@ -68,7 +68,7 @@ class Board:
         """Plot an epoch's validation metrics, or log them as one line in a terminal."""
         if self.animator is not None:
             self.animator.add(row["epoch"], (None, row["val_loss"], row["val_pixel_acc"],
-                                             row["val_miou"]))  # fmt: skip
+                                             row["val_miou"]))
         if self.verbose:
             tqdm.write(
                 f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} | val loss "
@@ -81,6 +81,6 @@ class Board:
         """d2l's closing lines under the live plot: final metrics and images per second."""
         if self.animate and self.timer is not None:
             tqdm.write(f"loss {row['train_loss']:.3f}, val pixel acc "
-                       f"{row['val_pixel_acc']:.3f}, val mIoU {row['val_miou']:.3f}")  # fmt: skip
+                       f"{row['val_pixel_acc']:.3f}, val mIoU {row['val_miou']:.3f}")
             if images:  # none when a resumed run had nothing left to train
                 tqdm.write(f"{images / max(self.timer.sum(), 1e-9):.1f} images/sec on {device}")

@@ -74,7 +74,7 @@ def run_files(out: str | os.PathLike) -> list[str]:
     """The run files in `out` that hold something (`RUN_FILES` order)."""
     out = Path(out)
     return [name for name in RUN_FILES if (out / name).is_file()
-            and (name != "metrics.csv" or _holds_rows(out / name))]  # fmt: skip
+            and (name != "metrics.csv" or _holds_rows(out / name))]
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -124,7 +124,7 @@ def check_run_folder(out: str | os.PathLike, *, resume: bool = False, overwrite:
     """
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other: continue the run in the "
-                         "output folder (resume) or replace it (overwrite), not both")  # fmt: skip
+                         "output folder (resume) or replace it (overwrite), not both")
     if resume and not (Path(out) / "last.pt").is_file():
         raise FileNotFoundError(f"no checkpoint at {Path(out) / 'last.pt'} to resume from")
     check_writable_folder(out)

@@ -43,13 +43,13 @@ from seglib.engine.optimization import continue_schedule, make_optimizer
 from seglib.engine.run_protection import clear_run
 
 __all__ = ["METRIC_COLUMNS", "RunSetup", "RunState", "save_epoch", "seed_everything",
-           "start_or_resume"]  # fmt: skip
+           "start_or_resume"]
 
 # the columns of a run's history: one row per epoch, returned by `fit` and in metrics.csv
 METRIC_COLUMNS = [
     "epoch", "train_loss", "val_loss", "val_pixel_acc", "val_miou",
     "val_mean_class_acc", "lr", "seconds", "images_per_s",
-]  # fmt: skip
+]
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class RunSetup:
         """The setup `config` asks for; `device` overrides `config.device`."""
         device = pick_device(device if device is not None else config.device)
         return cls(device, resolve_amp(config.amp, device),
-                   use_channels_last(config.channels_last, device), out)  # fmt: skip
+                   use_channels_last(config.channels_last, device), out)
 
     def place(self, model: nn.Module) -> nn.Module:
         """`model` moved to the device (in place), in channels_last memory if asked."""

@@ -147,7 +147,7 @@ def label_size_logits(
     for scale, mirrored in views:
         x = X.flip(-1) if mirrored else X  # (B, 3, H, W)
         logits = _one_view_logits(model, x, label_size, num_classes, dtype, scale,
-                                  channels_last)  # (B, K, h, w)  # fmt: skip
+                                  channels_last)  # (B, K, h, w)
         logits = logits.flip(-1) if mirrored else logits
         total = logits if total is None else total + logits
     return total if len(views) == 1 else total / len(views)  # (B, K, h, w)
@@ -173,7 +173,7 @@ def _one_view_logits(
     """`label_size_logits` of one view: one scale, no flip."""
     if input_scale != 1.0:  # (B, 3, H, W) -> (B, 3, sH, sW)
         X = F.interpolate(X, scale_factor=input_scale, mode="bilinear",
-                          align_corners=False, antialias=True)  # fmt: skip
+                          align_corners=False, antialias=True)
     if channels_last:
         X = X.contiguous(memory_format=torch.channels_last)
     with autocast(X.device, dtype):

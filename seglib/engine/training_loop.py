@@ -65,7 +65,7 @@ from seglib.engine.scoring import evaluate, main_logits
 from seglib.models.losses import ccnet_loss
 
 __all__ = ["fit", "train_one_epoch", "validate", "epoch_row", "segmentation_loss",
-           "NonFiniteLossError", "TrainingInterrupted", "METRIC_COLUMNS"]  # fmt: skip
+           "NonFiniteLossError", "TrainingInterrupted", "METRIC_COLUMNS"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -246,7 +246,7 @@ def _checked_loss(loss: torch.Tensor, state: RunState, setup: RunSetup, where: s
     if not math.isfinite(value):
         last_path = setup.out / "last.pt" if setup.out is not None else None
         good = (f"{last_path} (epoch {state.history[-1]['epoch']})"
-                if last_path is not None and state.history else "none written")  # fmt: skip
+                if last_path is not None and state.history else "none written")
         raise NonFiniteLossError(
             f"non-finite training loss ({value}) at {where}; stopping. Last good checkpoint: "
             f"{good}. Try a lower lr, grad_clip, or amp='off'."
@@ -277,12 +277,12 @@ def validate(
     `eval_scale`; ValueError when the set held no labelled pixel."""
     ddp.broadcast_buffers(net)  # rank 0's BatchNorm statistics everywhere, as saved
     criterion = nn.CrossEntropyLoss(weight=_class_weight(config, setup.device),
-                                    ignore_index=config.ignore_index)  # fmt: skip
+                                    ignore_index=config.ignore_index)
     scores = evaluate(ddp.unwrap(net), loader, config.num_classes, setup.device,
                       criterion=criterion,
                       amp=config.amp if setup.amp_dtype is not None else "off",
                       channels_last=setup.channels_last, ignore_index=config.ignore_index,
-                      input_scale=config.eval_scale)  # fmt: skip
+                      input_scale=config.eval_scale)
     if not scores["confusion"].sum():
         raise ValueError(_no_labels("validation", epoch, config.ignore_index))
     return scores
@@ -327,7 +327,7 @@ def segmentation_loss(
         F.interpolate(h.float(), size, mode="bilinear", align_corners=False)
         if h.shape[-2:] != size else h.float()
         for h in heads
-    ]  # fmt: skip
+    ]
     outputs = tuple(heads) if len(heads) == 2 else heads[0]
     return ccnet_loss(outputs, target, aux_weight, weight=weight, ignore_index=ignore_index)
 

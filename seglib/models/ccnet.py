@@ -139,7 +139,7 @@ class CCNet(nn.Module):
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = num_classes
         self.backbone = build_backbone(backbone, output_stride=output_stride,
-                                       weights=weights_backbone)  # fmt: skip
+                                       weights=weights_backbone)
         c1, _, c3, c4 = self.backbone.stage_channels
         self.head = RCCAModule(c4, num_classes, recurrence=recurrence)
         self.decoder = SkipDecoder(c4 // 4, c1) if decoder else None

@@ -61,10 +61,10 @@ class SkipDecoder(nn.Module):
         """Upsample `head` to `low`'s size, concatenate, fuse."""
         if head.dim() != 4 or head.shape[1] != self.head_channels:
             raise ValueError(f"expected head (B, {self.head_channels}, h, w), "
-                             f"got {tuple(head.shape)}")  # fmt: skip
+                             f"got {tuple(head.shape)}")
         if low.dim() != 4 or low.shape[1] != self.low_channels or low.shape[0] != head.shape[0]:
             raise ValueError(f"expected low ({head.shape[0]}, {self.low_channels}, H, W), "
-                             f"got {tuple(low.shape)}")  # fmt: skip
+                             f"got {tuple(low.shape)}")
         # Exact size, never a fixed factor: 45x60 at stride 4 is not 23x30 times 2
         up = F.interpolate(head, size=low.shape[-2:], mode="bilinear", align_corners=False)
         fused = torch.cat([up, self.project(low)], dim=1)  # (B, C + 48, H4, W4)

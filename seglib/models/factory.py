@@ -37,8 +37,8 @@ def build_model(
     if name == "ccnet":
         return CCNet(num_classes, backbone=backbone, recurrence=recurrence, aux=aux,
                      weights_backbone=weights_backbone, output_stride=output_stride,
-                     decoder=decoder)  # fmt: skip
+                     decoder=decoder)
     if name == "refinenet":
         return RefineNet(num_classes, backbone=backbone, features=features,
-                         weights_backbone=weights_backbone)  # fmt: skip
+                         weights_backbone=weights_backbone)
     raise ValueError(f"unknown model {name!r}, expected one of {MODELS}")

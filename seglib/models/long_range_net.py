@@ -66,11 +66,11 @@ class LongRangeNet(nn.Module):
     """
 
     def __init__(self, num_classes: int = 4, recurrence: int = 2, width: int = 16,
-                 attention_width: int = 16, reduction: int = 2) -> None:  # fmt: skip
+                 attention_width: int = 16, reduction: int = 2) -> None:
         super().__init__()
         self.backbone = LocalStem(width)
         self.head = RCCAModule(width, num_classes, recurrence=recurrence, reduction=reduction,
-                               inter_channels=attention_width, dropout=0.0)  # fmt: skip
+                               inter_channels=attention_width, dropout=0.0)
 
     def forward(self, x: Tensor) -> Tensor:
         B, C, H, W = x.shape

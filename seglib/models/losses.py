@@ -65,7 +65,7 @@ def masked_cross_entropy(
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     total = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index,
-                            reduction="sum")  # fmt: skip
+                            reduction="sum")
     if reduction == "sum":
         return total
     denom = labelled_weight_sum(target, weight, ignore_index, total.dtype)

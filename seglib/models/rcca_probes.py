@@ -124,7 +124,7 @@ def attention_knockout(model: nn.Module, passes: Iterable[int] | str = "all") ->
             bad = [r for r in chosen if not 1 <= int(r) <= h.recurrence]
             if bad:
                 raise ValueError(f"passes must lie in 1..{h.recurrence} (R = "
-                                 f"{h.recurrence}), got {bad}")  # fmt: skip
+                                 f"{h.recurrence}), got {bad}")
             h.knocked_out = frozenset(int(r) for r in chosen)
         yield
     finally:

@@ -80,7 +80,7 @@ def outline_above(
     xlim, ylim = ax.get_xlim(), ax.get_ylim()
     contour = ax.contour(padded, levels=[0.5], origin="upper",
                          extent=(x0 - cw, x1 + cw, y1 + ch, y0 - ch), colors=UNIFORM_STYLE["color"],
-                         linestyles=UNIFORM_STYLE["linestyle"], linewidths=0.7)  # fmt: skip
+                         linestyles=UNIFORM_STYLE["linestyle"], linewidths=0.7)
     ax.set_xlim(xlim), ax.set_ylim(ylim)
     return contour
 
@@ -129,13 +129,13 @@ def plot_attention_map(
     y, x = (r + 0.5) * big_h / att.shape[0], (c + 0.5) * big_w / att.shape[1]
     extent = (0, big_w, big_h, 0)
     text = (f"1/{round(1 / level)}" if abs(1 / level - round(1 / level)) < 1e-6
-            else f"{level:.2g}")  # fmt: skip
+            else f"{level:.2g}")
 
     def draw_overlay(a: Axes) -> None:
         a.imshow(rgb, extent=extent)
         # linear from 0, and high enough that the uniform level is on the colour bar
         im = a.imshow(att, cmap=cmap, alpha=alpha, extent=extent, interpolation="nearest",
-                      vmin=0.0, vmax=max(float(att.max()), level))  # fmt: skip
+                      vmin=0.0, vmax=max(float(att.max()), level))
         outline_above(a, att, level, extent)
         a.plot([x], [y], marker="x", color="cyan", markersize=9, markeredgewidth=2)
         hide_ticks(a)
