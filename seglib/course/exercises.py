@@ -246,8 +246,8 @@ def check_module(
 ) -> bool:
     """Compare a learner's `nn.Module` with seglib's: the same weights, then the same outputs.
 
-    Both modules are copied (the caller's stay untouched), moved to float64 and put in
-    eval mode (dropout off, batch norm with its running statistics); seglib's weights
+    Both modules are copied (the caller's stay untouched), moved to the CPU and float64
+    and put in eval mode (dropout off, batch norm with its running statistics); seglib's weights
     are copied into the learner's copy (`_copy_weights`), and both run on the same
     inputs as in `check` (a callable input is a factory called once per case).
 
@@ -256,8 +256,18 @@ def check_module(
         mismatch or a module that cannot hold seglib's weights is never an error).
     """
     name = type(learner).__name__
-    mine_module = copy.deepcopy(learner).double().eval()
-    ref_module = copy.deepcopy(reference).double().eval()
+    # copies on the CPU in float64: the caller's modules keep their device, dtype and mode
+    mine_module = copy.deepcopy(learner).cpu().double().eval()
+    ref_module = copy.deepcopy(reference).cpu().double().eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        first = [i() if _is_factory(i) else i for i in inputs]
+    try:  # a stub (no layers yet, a forward that raises) is not a mismatch
+        with torch.no_grad():
+            mine_module(*_prepare(first, torch.float64))
+    except NotImplementedError:
+        print(f"… {name} is not implemented yet: write its body, then run this cell again")
+        return False
     why = _copy_weights(ref_module, mine_module)
     if why is not None:
         print(f"✗ {name} cannot take seglib's weights: it {why}")
