@@ -30,21 +30,22 @@ Which notebook uses which files:
 | 09 appendix: lean backward | `models/attention_lean.py`, `course/saved_bytes.py` |
 
 The public names are re-exported here and by each subpackage, e.g.
-`from seglib.models import CCNet` or `seglib.CCNet`.
+`from seglib.models import CCNet` or `seglib.CCNet`; here they load on first use, so that
+`import seglib.models` does not load seglib.data's dependencies (OpenCV, albumentations, pandas).
 """
 
-from seglib.data import (
-    CLASSES,
-    NUM_CLASSES,
-    PALETTE,
-    CamVid,
-    SyntheticStreets,
-    class_weights,
-    download_camvid,
-    pick_datasets,
-)
-from seglib.engine import TrainConfig, fit, load_model
-from seglib.models import CCNet, CrissCrossAttention, RefineNet, build_backbone, build_model
+import importlib
+from typing import Any
+
+# The public names, each with the subpackage it comes from. They load on first use (PEP 562),
+# so `import seglib.models` loads neither OpenCV, albumentations nor pandas (seglib.data's).
+_EXPORTS = {
+    **dict.fromkeys(["CLASSES", "NUM_CLASSES", "PALETTE", "CamVid", "SyntheticStreets",
+                     "class_weights", "download_camvid", "pick_datasets"], "seglib.data"),
+    **dict.fromkeys(["TrainConfig", "fit", "load_model"], "seglib.engine"),
+    **dict.fromkeys(["CCNet", "CrissCrossAttention", "RefineNet", "build_backbone",
+                     "build_model"], "seglib.models"),
+}
 
 __version__ = "0.2.0"
 
@@ -67,3 +68,22 @@ __all__ = [
     "load_model",
     "pick_datasets",
 ]
+
+
+_SUBPACKAGES = ("models", "data", "engine", "viz", "course")
+
+
+def __getattr__(name: str) -> Any:
+    """`seglib.CCNet`, `from seglib import fit`, `seglib.data.ensure_camvid()` after a bare
+    `import seglib`: import the name's subpackage on first use."""
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"seglib.{name}")
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'seglib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, *_SUBPACKAGES})

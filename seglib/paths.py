@@ -19,7 +19,7 @@ same file read from GitHub.
 
 `REPOSITORY` is where the course lives on GitHub: the Colab badges and install cells of
 the notebooks and the README are derived from it (`tools/sync_colab.py` rewrites them,
-`tests/test_colab.py` checks them), so a fork changes this one line.
+`tests/notebooks/test_colab.py` checks them), so a fork changes this one line.
 This module imports nothing from seglib.
 """
 

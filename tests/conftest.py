@@ -1,5 +1,6 @@
 """Shared fixtures: tiny CamVid folders written with PIL (both layouts), a machine without
-CamVid, model checks."""
+CamVid, model checks, finished tiny runs of the train command line. Helper functions are
+in helpers.py."""
 
 from __future__ import annotations
 
@@ -11,30 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import seglib.paths
+from seglib import train as train_cli
+from seglib.models import CCNet, rcca_attention
+from tests.helpers import CLASS_DICT, CLI_ARGS, RUN_ARGS, copy_run, tiny_ccnet, write_png
 
 matplotlib.use("Agg")  # headless figures in every test
-
-# a small 32-class-style class_dict: Void first, as in the real CamVid file
-CLASS_DICT = [
-    ("Animal", 64, 128, 64),
-    ("Void", 0, 0, 0),
-    ("Road", 128, 64, 128),
-    ("Sky", 128, 128, 128),
-]
-
-
-def write_png(path: Path, array: np.ndarray) -> Path:
-    """Write a uint8 array as PNG (mode L for 2-D, RGB for 3-D)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(path)
-    return path
-
 
 @pytest.fixture
 def make_camvid(tmp_path: Path) -> Callable[..., Path]:
@@ -141,3 +129,47 @@ def assert_state_dict_round_trip() -> Callable:
             assert torch.equal(net(x), other(x))
 
     return check
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished one-epoch run of the train command line, shared by every test file
+    (copy it before changing it: `tests.helpers.copy_run`)."""
+    out = tmp_path_factory.mktemp("cli_failures") / "run"
+    train_cli.main([*RUN_ARGS, "--out", str(out)])
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """`(folder, history)` of a one-epoch run of a ResNet-18 CCNet on 32x48 synthetic crops
+    (read it only)."""
+    out = tmp_path_factory.mktemp("cli")
+    hist = train_cli.main([*CLI_ARGS, "--epochs", "1", "--out", str(out)])
+    return out, hist
+
+
+@pytest.fixture
+def truncated(finished_run, tmp_path) -> Path:
+    """The run with its checkpoints cut in half (a copy interrupted halfway)."""
+    out = copy_run(finished_run, tmp_path / "cut")
+    for name in ("last.pt", "best.pt"):
+        data = (out / name).read_bytes()
+        (out / name).write_bytes(data[: len(data) // 2])
+    return out
+
+
+@pytest.fixture(scope="module")
+def net64() -> tuple[CCNet, torch.Tensor, dict]:
+    """Float64 tiny CCNet, a 64x64 input (8x8 feature map) and its recorded attention."""
+    net = tiny_ccnet().double()
+    torch.manual_seed(1)
+    image = torch.randn(1, 3, 64, 64, dtype=torch.float64)  # (1, 3, 64, 64)
+    return net, image, rcca_attention(net, image)
+
+
+@pytest.fixture
+def close_figures():
+    """Close every figure after the test (`pytestmark = pytest.mark.usefixtures(...)`)."""
+    yield
+    plt.close("all")

@@ -1,15 +1,29 @@
 """seglib.export: the ONNX files run in onnxruntime at sizes other than the example's."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+import seglib.engine.run_protection as run_folder
 from seglib import cli
+from seglib import export as export_cli
 from seglib.export import build_for_export, main, min_export_side, to_onnx
 from seglib.models.ccnet import CCNet
 from seglib.models.refinenet import RefineNet
+from tests.helpers import (
+    Tiny,
+    assert_one_line_error,
+    cli_exit,
+    run_module,
+)
 
 ort = pytest.importorskip("onnxruntime")
+
+
 pytest.importorskip("onnxscript")  # the dynamo exporter needs it
 
 
@@ -94,3 +108,55 @@ def test_the_smallest_export_size_follows_the_deepest_stride(tmp_path):
     with pytest.raises(ValueError, match="at least 64x64"):
         to_onnx(RefineNet(3, backbone="resnet18", features=8), tmp_path / "r.onnx", (32, 48))
     assert not (tmp_path / "r.onnx").exists()
+
+
+@pytest.mark.slow  # a fresh Python process
+def test_export_with_a_missing_checkpoint_via_python_m(tmp_path):
+    proc = run_module("seglib.export", "--checkpoint", str(tmp_path / "none.pt"),
+                      "--out", str(tmp_path / "m.onnx"))
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr, "no checkpoint", str(tmp_path / "none.pt"))
+
+
+@pytest.fixture
+def no_export(monkeypatch):
+    """Building and exporting a model take ~25 s: any check that matters comes first."""
+    monkeypatch.setattr(export_cli, "build_for_export", lambda *a: pytest.fail("built"))
+    monkeypatch.setattr(export_cli, "to_onnx", lambda *a, **k: pytest.fail("exported"))
+
+
+def test_export_out_naming_a_folder_or_an_existing_file(tmp_path, no_export, capsys):
+    line = cli_exit(export_cli.main, ["--out", str(tmp_path)], capsys)
+    assert "is a folder" in line and "model.onnx" in line
+    old = tmp_path / "old.onnx"
+    old.write_bytes(b"an earlier export")
+    line = cli_exit(export_cli.main, ["--out", str(old)], capsys)
+    assert "--overwrite" in line and old.read_bytes() == b"an earlier export"
+
+
+def test_export_out_in_a_read_only_place(tmp_path, no_export, monkeypatch, capsys):
+    monkeypatch.setattr(run_folder.os, "access", lambda path, mode: False)
+    line = cli_exit(export_cli.main, ["--out", str(tmp_path / "m.onnx")], capsys)
+    assert "no write permission" in line
+
+
+def test_export_overwrite_replaces_the_file_only_once_the_export_is_complete(tmp_path, monkeypatch):
+    old = tmp_path / "old.onnx"
+    old.write_bytes(b"an earlier export")
+    monkeypatch.setattr(export_cli, "build_for_export", lambda *a: Tiny())
+    monkeypatch.setattr(export_cli, "_symbolic_dims", lambda path: [])
+
+    def failing(net, path, *args, **kwargs):
+        Path(path).write_bytes(b"half a graph")
+        raise RuntimeError("the exporter failed")
+
+    monkeypatch.setattr(export_cli, "to_onnx", failing)
+    with pytest.raises(RuntimeError, match="exporter failed"):
+        export_cli.main(["--out", str(old), "--overwrite"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.onnx"]  # no partial file
+    assert old.read_bytes() == b"an earlier export"  # kept until a new one is complete
+    monkeypatch.setattr(export_cli, "to_onnx", lambda net, path, *a, **k: Path(path)
+                        .write_bytes(b"the new graph"))
+    assert export_cli.main(["--out", str(old), "--overwrite"]) == old
+    assert old.read_bytes() == b"the new graph"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.onnx"]

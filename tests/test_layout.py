@@ -1,7 +1,11 @@
-"""The package's layers: imports run one way, no import hides inside a function."""
+"""The package's layers: imports run one way, no import hides inside a function, `models`
+and `data` stay independent (`import seglib.models` loads none of data's dependencies), and
+every module has its tests at the mirrored path."""
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -9,6 +13,8 @@ import seglib
 import seglib.paths
 
 PACKAGE = pathlib.Path(seglib.__file__).parent
+
+
 # Each layer may import only itself and the layers before it.
 LAYERS = [
     {"seglib.paths", "seglib.torch_load"},
@@ -18,6 +24,8 @@ LAYERS = [
     {"seglib.course"},
     {"seglib.cli", "seglib.train", "seglib.evaluate", "seglib.export"},
 ]
+
+
 # Imports allowed inside functions: optional dependencies, each with its reason in a comment.
 OPTIONAL = {"onnx", "d2l", "torch.distributed", "torchvision.models", "google.colab", "ipywidgets",
             "ipyevents"}
@@ -117,31 +125,67 @@ def test_the_import_graph_has_no_cycle():
             visit(node, [])
 
 
-def test_runs_root_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("SEGLIB_RUNS", str(tmp_path / "drive"))
-    assert seglib.paths.runs_root() == tmp_path / "drive"
-    monkeypatch.delenv("SEGLIB_RUNS")
-    monkeypatch.setattr(seglib.paths, "REPO_ROOT", tmp_path / "repo")
-    assert seglib.paths.runs_root() == tmp_path / "repo" / "runs"
-    assert seglib.paths.data_root() == tmp_path / "repo" / "data"
-    monkeypatch.setattr(seglib.paths, "REPO_ROOT", None)
-    monkeypatch.chdir(tmp_path)
-    assert seglib.paths.runs_root() == tmp_path / "runs"
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_models_and_data_never_import_each_other(path):
+    """The bottom layer's two halves: the networks know no dataset, the datasets no network."""
+    me = _module_name(path)
+    other = {"seglib.models": "seglib.data", "seglib.data": "seglib.models"}
+    mine = next((name for name in other if me == name or me.startswith(name + ".")), None)
+    if mine is None:
+        return
+    for node, name in _imports(ast.parse(path.read_text())):
+        assert not (name == other[mine] or name.startswith(other[mine] + ".")), (
+            f"{me}:{node.lineno} imports {name}"
+        )
 
 
-def test_the_repository_is_found_from_a_clone():
-    # the tests run from a clone: seglib/ sits beside pyproject.toml
-    assert seglib.paths.REPO_ROOT == PACKAGE.parent
-    assert (seglib.paths.REPO_ROOT / "pyproject.toml").is_file()
+def test_importing_the_models_loads_none_of_the_datas_dependencies():
+    """`import seglib.models` (which imports seglib/__init__.py first) stays light: the
+    package re-exports its public names lazily, so OpenCV, albumentations and pandas load
+    only with seglib.data. A fresh process: this one has imported everything already."""
+    code = ("import sys, seglib.models; "
+            "print(sorted(m for m in ('cv2', 'albumentations', 'pandas', 'seglib.data') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300).stdout
+    assert out.strip() == "[]"
 
 
-def test_stored_results_come_from_the_clone_or_from_github(monkeypatch):
-    local = seglib.paths.stored_result("camvid_cpu.csv")
-    assert local == PACKAGE.parent / "benchmarks" / "results" / "camvid_cpu.csv"
-    assert local.is_file()  # notebook 07 reads it: it must be committed
-    monkeypatch.setattr(seglib.paths, "REPO_ROOT", None)  # installed without a clone (Colab)
-    monkeypatch.setattr(seglib.paths, "REPOSITORY", "https://github.com/someone/fork")
-    assert seglib.paths.stored_result("camvid_cpu_metrics/ccnet-r0.csv") == (
-        "https://raw.githubusercontent.com/someone/fork/main/benchmarks/results/"
-        "camvid_cpu_metrics/ccnet-r0.csv"
-    )
+def test_the_package_still_re_exports_its_public_names():
+    from seglib import CCNet, fit  # loaded on first use
+
+    assert seglib.CCNet is CCNet and CCNet.__module__ == "seglib.models.ccnet"
+    assert fit.__module__ == "seglib.engine.training_loop"
+    assert set(seglib.__all__) <= set(dir(seglib))
+    assert all(getattr(seglib, name) is not None for name in seglib.__all__)
+    assert seglib.data.ensure_camvid.__module__ == "seglib.data.ensure"  # after `import seglib`
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        seglib.nothing  # noqa: B018
+
+
+TESTS = pathlib.Path(__file__).parent
+# Modules without a test file of their own, each with where it is tested instead.
+UNTESTED_ALONE = {
+    "models/layers.py": "conv_bn_relu: through models/test_ccnet.py and test_decoder.py",
+    "models/factory.py": "build_model: through engine/test_config.py, test_scoring.py",
+    "data/dataset.py": "the item format: through data/test_camvid.py and test_synthetic.py",
+    "engine/device.py": "devices and AMP: through test_train.py (a device the machine lacks)",
+}
+
+
+def _mirrored(module: pathlib.Path) -> pathlib.Path:
+    """The test file of `module`: the same folders, `test_` before the file name
+    (seglib/engine/scoring.py -> tests/engine/test_scoring.py, seglib/cli.py -> tests/test_cli.py)
+    """
+    rel = module.relative_to(PACKAGE)
+    return TESTS / rel.parent / f"test_{rel.name}"
+
+
+def test_every_module_has_its_tests_at_the_mirrored_path():
+    modules = [p for p in FILES if p.name != "__init__.py"]
+    missing = [str(p.relative_to(PACKAGE)) for p in modules
+               if not _mirrored(p).is_file() and str(p.relative_to(PACKAGE)) not in UNTESTED_ALONE]
+    assert not missing, f"no tests/<same path>/test_<module>.py for: {', '.join(missing)}"
+    stale = [name for name in UNTESTED_ALONE if not (PACKAGE / name).is_file()
+             or _mirrored(PACKAGE / name).is_file()]
+    assert not stale, f"UNTESTED_ALONE lists modules that are gone or now tested: {stale}"

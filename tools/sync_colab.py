@@ -17,8 +17,9 @@ from it what Colab needs, in every `notebooks/*.ipynb` and in `README.md`:
 
 A fork changes `REPOSITORY` and runs it once. It is idempotent and changes nothing else:
 cell ids, outputs and execution counts stay, and notebooks are written as Jupyter
-writes them (indent 1, sorted keys, UTF-8, final newline). `tests/test_colab.py` checks
-the result. It lives outside the package: it edits the repository, not an install.
+writes them (indent 1, sorted keys, UTF-8, final newline). `tests/notebooks/test_colab.py`
+checks the result (and `tests/tools/test_sync_colab.py` this tool). It lives outside the
+package: it edits the repository, not an install.
 """
 
 from __future__ import annotations

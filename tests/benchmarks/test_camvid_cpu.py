@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "camvid_cpu.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "camvid_cpu.py"
 
 
 @pytest.fixture(scope="module")

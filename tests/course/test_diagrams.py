@@ -1,5 +1,5 @@
-"""viz.diagrams: each architecture figure draws headless, says what it shows, stays readable
-(no clipped, overflowing or overlapping text) and saves as a small PNG."""
+"""seglib.course.diagrams: each architecture figure draws headless, says what it shows,
+stays readable (no clipped, overflowing or overlapping text) and saves as a small PNG."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ from matplotlib.transforms import Bbox
 
 from seglib.course import diagrams
 
+pytestmark = pytest.mark.usefixtures("close_figures")
+
+
 DRAW = {name: getattr(diagrams, name) for name in diagrams.__all__}
+
 
 # Labels a learner must find in each figure ("×" is compared as "x")
 LABELS = {
@@ -29,12 +33,6 @@ LABELS = {
     "refinenet_cascade": ["RefineNet-1", "RefineNet-4", "1/4", "1/32", "256", "softmax",
                           "logits", "(K, 360, 480)", "12x15"],
 }
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 def texts(fig: Figure) -> list[str]:

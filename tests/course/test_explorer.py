@@ -5,48 +5,22 @@ from __future__ import annotations
 import io
 
 import matplotlib
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from matplotlib.colors import LogNorm
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 from PIL import Image
 
 from seglib.course import AttentionExplorer, maps_for_pixel, plot_rcca_maps
-from seglib.models import CCNet, rcca_attention
+from seglib.models import rcca_attention
 from seglib.models.attention import criss_cross_mask
 from seglib.models.ccnet import RCCAModule
 from seglib.viz.attention import uniform_level
-
-
-def tiny_ccnet(gamma: float = 0.7, recurrence: int = 2) -> CCNet:
-    """resnet18 CCNet with random weights and a non-zero gamma (so pass 2 sees other
-    features than pass 1: with the initial gamma = 0 both passes would be equal)."""
-    torch.manual_seed(0)
-    net = CCNet(5, backbone="resnet18", recurrence=recurrence, aux=False)
-    with torch.no_grad():
-        net.head.cca.gamma.fill_(gamma)
-    return net.eval()
-
-
-@pytest.fixture(scope="module")
-def net64() -> tuple[CCNet, torch.Tensor, dict]:
-    """Float64 tiny CCNet, a 64x64 input (8x8 feature map) and its recorded attention."""
-    net = tiny_ccnet().double()
-    torch.manual_seed(1)
-    image = torch.randn(1, 3, 64, 64, dtype=torch.float64)  # (1, 3, 64, 64)
-    return net, image, rcca_attention(net, image)
-
-
-def dense_attention(cca: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Softmax of the criss-cross-masked Q^T K: the pass's (hw, hw) attention matrix."""
-    _, _, h, w = x.shape
-    q = cca.query_conv(x).flatten(2)[0]  # (C', hw)
-    k = cca.key_conv(x).flatten(2)[0]  # (C', hw)
-    energy = (q.T @ k).masked_fill(~criss_cross_mask(h, w), float("-inf"))  # (hw, hw)
-    return F.softmax(energy, dim=-1)  # (hw, hw), row i = where pixel i looks
+from tests.helpers import (
+    dense_attention,
+    tiny_ccnet,
+)
 
 
 @torch.no_grad()
@@ -67,21 +41,6 @@ def test_composed_map_is_a_row_of_the_product_of_the_dense_attentions(net64):
         torch.testing.assert_close(composed.flatten(), (a2 @ a1)[u], rtol=0, atol=1e-12)
 
 
-@torch.no_grad()
-def test_shares_are_the_gated_attention_output_over_the_input_of_each_pass(net64):
-    """||gamma * sum_i A_ui V_i|| / ||x||, with A the dense masked softmax and V the
-    value projection: what each pass adds to its input, computed without the module."""
-    net, image, att = net64
-    cca = net.head.cca
-    x = net.head.conva(net.backbone(image)[-1])  # (1, C, 8, 8): pass 1's input
-    for share in att["shares"]:
-        v = cca.value_conv(x).flatten(2)[0]  # (C, hw)
-        added = att["gamma"] * (v @ dense_attention(cca, x).T)  # (C, hw)
-        assert share == pytest.approx(float(added.norm() / x.norm()), rel=1e-10)
-        x = x + added.reshape(x.shape)  # pass 2's input
-    assert len(att["shares"]) == 2 and min(att["shares"]) > 0
-
-
 def test_pass_maps_are_distributions_on_the_cross_and_composed_covers_the_map(net64):
     _, _, att = net64
     cross = criss_cross_mask(8, 8)  # (64, 64)
@@ -94,38 +53,6 @@ def test_pass_maps_are_distributions_on_the_cross_and_composed_covers_the_map(ne
             assert (amap.flatten()[cross[u]] > 0).all()
         assert float(composed.sum()) == pytest.approx(1.0, abs=1e-12)
         assert (composed > 0).all()  # R = 2 reaches every pixel
-
-
-@torch.no_grad()
-def test_recorded_passes_are_what_the_forward_feeds_the_shared_module():
-    net = tiny_ccnet()
-    torch.manual_seed(2)
-    image = torch.randn(1, 3, 64, 80)
-    inputs = []
-    hook = net.head.cca.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
-    net(image)
-    hook.remove()
-    att = rcca_attention(net, image)
-    assert len(inputs) == len(att["weights"]) == att["recurrence"] == 2
-    for x, weights in zip(inputs, att["weights"]):
-        assert weights.shape == (8, 10, 8 + 10 - 1)
-        torch.testing.assert_close(weights, net.head.cca.attention_weights(x)[0])
-    assert att["gamma"] == pytest.approx(0.7)
-
-
-def test_model_mode_is_kept_and_an_rcca_module_takes_a_feature():
-    net = tiny_ccnet().train()
-    rcca_attention(net, torch.randn(3, 64, 64))  # (3, H, W) is accepted too
-    assert net.training  # ran in eval mode, put back into training mode
-    torch.manual_seed(3)
-    head = RCCAModule(64, 4).eval()
-    feature = torch.randn(1, 64, 5, 7)  # (1, C, h, w)
-    att = rcca_attention(head, feature)
-    assert att["size"] == (5, 7) and len(att["weights"]) == 2
-    with pytest.raises(TypeError, match="RCCAModule"):
-        rcca_attention(torch.nn.Conv2d(3, 3, 1), feature)
-    with pytest.raises(ValueError, match="one image"):
-        rcca_attention(head, feature.expand(2, -1, -1, -1))
 
 
 def test_one_pass_cannot_be_composed_and_pixels_must_lie_on_the_map():
@@ -216,20 +143,3 @@ def test_explorer_listens_to_clicks_when_ipyevents_is_installed():
     explorer = AttentionExplorer(tiny_ccnet(), torch.randn(1, 3, 64, 64), click=True)
     assert explorer.widget is not None
     assert explorer._events is not None and explorer._events.watched_events == ["click"]
-
-
-def test_entropies_are_each_passs_mean_entropy_over_the_uniform_one(net64):
-    """From the dense masked softmax (scipy's entropy of each row's cross), not the module."""
-    from scipy.stats import entropy
-
-    net, image, att = net64
-    cca = net.head.cca
-    x = net.head.conva(net.backbone(image)[-1])  # (1, C, 8, 8): pass 1's input
-    cross = criss_cross_mask(8, 8)  # (64, 64)
-    for recorded in att["entropies"]:
-        rows = dense_attention(cca, x).detach().numpy()  # (64, 64), zero off each cross
-        each = [entropy(rows[u][cross[u].numpy()]) for u in range(64)]
-        assert recorded == pytest.approx(np.mean(each) / np.log(8 + 8 - 1), rel=1e-9)
-        v = cca.value_conv(x).flatten(2)[0]  # (C, hw)
-        x = (x + (att["gamma"] * (v @ dense_attention(cca, x).T)).reshape(x.shape)).detach()
-    assert 0 < min(att["entropies"]) <= max(att["entropies"]) < 1

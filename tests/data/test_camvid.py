@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 from collections import Counter
-
 import numpy as np
 import pytest
 import torch
-from conftest import CLASS_DICT, write_png
 from PIL import Image
-
 from seglib.data import CLASSES, MEAN, NUM_CLASSES, PALETTE, STD, CamVid, eval_transform
+from tests.helpers import (
+    RUN_ARGS,
+    RUN_FILES,
+    copy_run,
+    snapshot,
+    run_module,
+    assert_one_line_error,
+    cli_exit,
+    bad_files,
+    Tiny,
+    tiny_loaders,
+    TINY_CFG,
+    StopsIn,
+    K,
+    TinyNet,
+    make_data,
+    loaders,
+    FIT_CFG,
+    Exploding,
+    tiny_ccnet,
+    dense_attention,
+    CLI_ARGS,
+    CLASS_DICT,
+    write_png,
+)
+
 
 MEAN_T = torch.tensor(MEAN).view(3, 1, 1)
+
+
 STD_T = torch.tensor(STD).view(3, 1, 1)
 
 
@@ -26,13 +51,6 @@ def expected_image(path) -> torch.Tensor:
     """Reference: ImageNet normalisation of the RGB file, (3, H, W)."""
     rgb = torch.from_numpy(np.array(Image.open(path).convert("RGB"), dtype=np.float32))
     return (rgb.permute(2, 0, 1) / 255 - MEAN_T) / STD_T
-
-
-def test_constants_match_segnet_classes():
-    assert NUM_CLASSES == len(CLASSES) == 11
-    assert CLASSES[0] == "Sky" and CLASSES[3] == "Road" and CLASSES[10] == "Bicyclist"
-    assert PALETTE.shape == (11, 3) and PALETTE.dtype == np.uint8
-    assert len({tuple(c) for c in PALETTE.tolist()}) == 11  # all colours distinct
 
 
 def test_segnet_layout_eval_items_equal_files(make_camvid):
@@ -172,9 +190,6 @@ def test_segnet_out_of_range_label_is_rejected(make_camvid):
         CamVid(root, "train").load_mask(0)
 
 
-# ----------------------------------------------------------------- real CamVid
-
-
 @pytest.mark.camvid
 def test_real_split_counts_and_size(camvid_dir):
     train, val = CamVid(camvid_dir, "train"), CamVid(camvid_dir, "val")
@@ -249,9 +264,6 @@ def test_real_sequences_match_the_split_lists(camvid_dir):
         expected = Counter(name[: name.index("_")] for name in listed)
         assert Counter(CamVid(camvid_dir, split).sequences) == expected
     assert set(CamVid(camvid_dir, "test").sequences) == {"0001TP", "Seq05VD"}
-
-
-# --- issue 28: data mistakes named as such -----------------------------------------------
 
 
 def test_a_root_that_is_a_file_is_named_as_a_file(tmp_path):

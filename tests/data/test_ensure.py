@@ -10,13 +10,36 @@ from __future__ import annotations
 import shutil
 import urllib.request
 from pathlib import Path
-
 import pytest
-
 import seglib.paths
 from seglib.data import CamVid, ensure_camvid, has_segnet_layout
 from seglib.engine import build_datasets
 from seglib.engine.config import recipe
+from tests.helpers import (
+    RUN_ARGS,
+    RUN_FILES,
+    copy_run,
+    snapshot,
+    run_module,
+    assert_one_line_error,
+    cli_exit,
+    bad_files,
+    Tiny,
+    tiny_loaders,
+    TINY_CFG,
+    StopsIn,
+    K,
+    TinyNet,
+    make_data,
+    loaders,
+    FIT_CFG,
+    Exploding,
+    tiny_ccnet,
+    dense_attention,
+    CLI_ARGS,
+    CLASS_DICT,
+    write_png,
+)
 
 
 @pytest.fixture
@@ -105,17 +128,3 @@ def test_a_given_folder_is_filled_when_asked(no_camvid, not_colab, camvid_zip, t
     root = tmp_path / "mine" / "CamVid"
     assert ensure_camvid(root, download=True, url=camvid_zip.as_uri(), progress=False) == root
     assert has_segnet_layout(root)
-
-
-@pytest.mark.parametrize("name", ["camvid-gpu", "gpu"])
-def test_gpu_recipe_without_camvid_says_what_to_do(no_camvid, monkeypatch, name):
-    """The GPU path must not quietly train on the synthetic scenes."""
-    monkeypatch.delenv("SEGLIB_TINY", raising=False)
-    config = recipe(name)
-    assert config.data == "camvid"
-    with pytest.raises(FileNotFoundError) as err:
-        build_datasets(config)
-    message = str(err.value)
-    assert "On Colab, run seglib.data.ensure_camvid()" in message
-    assert 'seglib.data.download_camvid("../repo/data/CamVid")' in message
-    assert "CAMVID_DIR" in message

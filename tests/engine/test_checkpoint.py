@@ -1,4 +1,7 @@
-"""Atomic checkpoint writes and RNG state round-trips."""
+"""seglib.engine.checkpoint: atomic writes, RNG state round-trips, unreadable and
+incompatible checkpoints."""
+
+from __future__ import annotations
 
 import errno
 import os
@@ -13,7 +16,14 @@ import pytest
 import torch
 
 import seglib.engine.checkpoint as ckpt_mod
-from seglib.engine.checkpoint import FORMAT, atomic_save, load_checkpoint, rng_state, set_rng_state
+from seglib.engine.checkpoint import (
+    FORMAT,
+    atomic_save,
+    check_compatible,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+)
 
 
 def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
@@ -97,9 +107,6 @@ def test_atomic_save_gives_the_umask_mode_without_touching_the_umask(tmp_path, m
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
-# --- issue 28: a full disk and SIGTERM while saving ------------------------------------
-
-
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
 def test_a_full_disk_is_named_and_the_last_good_checkpoint_stays(tmp_path, monkeypatch):
     """The save goes to /dev/full, where every write fails with the OS's ENOSPC."""
@@ -155,3 +162,47 @@ def test_sigterm_while_saving_leaves_no_temp_file(tmp_path):
     assert err.strip().splitlines() == ["interrupted (SIGTERM)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
     assert load_checkpoint(path)["epoch"] == 1
+
+
+def test_truncated_file_is_called_truncated(finished_run, tmp_path):
+    data = (finished_run / "last.pt").read_bytes()
+    path = tmp_path / "last.pt"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"last.pt: it is truncated or corrupt"):
+        load_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ({"model": "refinenet", "features": 64}, {"model": "refinenet", "features": 32},
+         "features"),
+        ({"model": "ccnet", "backbone": "resnet18"}, {"model": "ccnet", "backbone": "resnet34"},
+         "backbone"),
+        ({"model": "ccnet", "num_classes": 11}, {"model": "ccnet", "num_classes": 5},
+         "num_classes"),
+        ({"model": "ccnet", "output_stride": 8}, {"model": "ccnet", "output_stride": 16},
+         "output_stride"),
+    ],
+)
+def test_check_compatible_names_every_model_shaping_option(old, new, key):
+    ckpt = {"model_class": "X", "config": old}
+    with pytest.raises(ValueError, match=f"{key}: checkpoint"):
+        check_compatible(ckpt, "X", new, "last.pt")
+    # an option the model does not use is not a difference: RefineNet has no recurrence
+    check_compatible({"model_class": "X", "config": {"model": "refinenet", "recurrence": 2}},
+                     "X", {"model": "refinenet", "recurrence": 1})
+
+
+def test_rng_state_for_rank_picks_this_ranks_state():
+    from seglib.engine.checkpoint import rng_state_for_rank
+
+    single = {"torch": torch.zeros(1)}
+    assert rng_state_for_rank(single, 3) is single  # a checkpoint from a non-DDP run
+    states = [{"torch": torch.full((1,), float(r))} for r in range(2)]
+    assert rng_state_for_rank(states, 1) is states[1]
+    assert rng_state_for_rank(states, 5) is states[0]  # more ranks than stored: rank 0's
+    with pytest.raises(ValueError, match="empty list"):
+        rng_state_for_rank([], 0)

@@ -1,8 +1,6 @@
-"""Issue 28: TrainConfig refuses, before any work, values that train nothing or break
-mid-run: a gradient clip <= 0, an infinite evaluation scale, a crop too small for the
-network (a 1x1 deepest feature map trains BatchNorm statistics that turn the val loss
-to NaN on full-size images). The crop is checked by `fit` and the command line, not when
-a config is built, so that older checkpoints still load."""
+"""seglib.engine.config: TrainConfig refuses, before any work, values that train nothing or
+break mid-run (issue 28); every field carries its help; the recipes and modes that the
+notebooks' mode cell and `--recipe` turn into."""
 
 from __future__ import annotations
 
@@ -13,8 +11,18 @@ import pytest
 import torch
 from torch import nn
 
+from seglib import train as train_cli
 from seglib.engine import fit
-from seglib.engine.config import TrainConfig, min_input_side, option_fields
+from seglib.engine.config import (
+    RECIPES,
+    REFINENET_LR,
+    TrainConfig,
+    is_tiny,
+    min_input_side,
+    option_fields,
+    pick_mode,
+    recipe,
+)
 from seglib.models import build_model
 
 
@@ -85,3 +93,77 @@ def test_every_field_carries_its_help():
         assert isinstance(f.metadata.get("cli"), bool), f"{f.name}: neither option nor setting"
     names = {f.name for f in option_fields()}
     assert "batch_size" in names and "momentum" not in names
+
+
+def test_mode_follows_the_environment_and_the_hardware(monkeypatch):
+    monkeypatch.delenv("SEGLIB_MODE", raising=False)
+    assert pick_mode() == ("gpu" if torch.cuda.is_available() else "quick")
+    monkeypatch.setenv("SEGLIB_MODE", "cpu")
+    assert pick_mode() == "cpu"
+    assert pick_mode("gpu") == "gpu"  # an explicit choice wins
+    monkeypatch.setenv("SEGLIB_MODE", "tpu")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        pick_mode()
+
+
+def test_recipes_by_mode_and_name_with_overrides(monkeypatch):
+    monkeypatch.delenv("SEGLIB_TINY", raising=False)
+    gpu = recipe("gpu")
+    assert gpu == recipe("camvid-gpu")
+    assert (gpu.backbone, gpu.data, gpu.crop, gpu.lr) == ("resnet101", "camvid", (360, 480), 0.01)
+    cpu = recipe("cpu", epochs=2)
+    assert (cpu.epochs, cpu.crop, cpu.eval_scale, cpu.class_weighting) == (
+        2,
+        (180, 240),
+        0.5,
+        "median",
+    )
+    assert recipe("cpu", model="refinenet").lr < cpu.lr
+    with pytest.raises(ValueError, match="unknown recipe"):
+        recipe("fast")
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_refinenet_learns_at_one_rate_in_recipes_and_from_scratch(monkeypatch, name):
+    monkeypatch.delenv("SEGLIB_TINY", raising=False)
+    assert recipe(name, model="refinenet").lr == REFINENET_LR
+    assert train_cli.parse_args(["--model", "refinenet"])[0].lr == REFINENET_LR
+    assert train_cli.parse_args(["--recipe", name, "--model", "refinenet"])[0].lr == REFINENET_LR
+
+
+def test_ccnet_only_fields_do_not_reach_refinenet(monkeypatch):
+    """The CPU recipe's output stride and decoder shape CCNet; RefineNet's stored
+    config keeps the defaults, so that it never claims a decoder it does not have."""
+    monkeypatch.delenv("SEGLIB_TINY", raising=False)
+    ccnet, refinenet = recipe("cpu"), recipe("cpu", model="refinenet")
+    assert (ccnet.output_stride, ccnet.decoder) == (16, True)
+    defaults = TrainConfig()
+    assert (refinenet.output_stride, refinenet.decoder) == (defaults.output_stride,
+                                                           defaults.decoder)
+    assert (refinenet.epochs, refinenet.crop) == (ccnet.epochs, ccnet.crop)
+
+
+def test_tiny_keeps_the_model_and_shrinks_everything_else(monkeypatch):
+    monkeypatch.setenv("SEGLIB_TINY", "1")
+    c = recipe("gpu")
+    assert (c.backbone, c.model, c.lr) == ("resnet101", "ccnet", RECIPES["camvid-gpu"]["lr"])
+    assert (c.epochs, c.crop, c.weights_backbone, c.train_limit) == (1, (64, 96), None, 4)
+    assert c.data == "auto"  # no download in CI: CamVid when present, else synthetic
+
+
+@pytest.mark.parametrize("value, tiny", [("1", True), ("true", True), ("Yes", True),
+                                         ("on", True), (" ON ", True), ("0", False),
+                                         ("false", False), ("no", False), ("off", False),
+                                         ("", False)])
+def test_seglib_tiny_reads_the_usual_switch_words(monkeypatch, value, tiny):
+    monkeypatch.setenv("SEGLIB_TINY", value)
+    assert is_tiny() is tiny
+    assert (recipe("camvid-gpu").epochs == 1) is tiny
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "tiny", "enabled"])
+def test_seglib_tiny_refuses_other_words_in_one_line(monkeypatch, value):
+    monkeypatch.setenv("SEGLIB_TINY", value)
+    with pytest.raises(ValueError, match=f"SEGLIB_TINY must be one of .*got '{value}'") as info:
+        is_tiny()
+    assert "\n" not in str(info.value) and "off" in str(info.value)

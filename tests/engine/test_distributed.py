@@ -80,41 +80,6 @@ def test_two_cpu_processes_stay_in_sync_and_write_one_checkpoint(tmp_path):
     assert ckpt["rng"][0]["numpy"][1] != ckpt["rng"][1]["numpy"][1]
 
 
-def test_seed_everything_offsets_the_seed_by_the_rank(monkeypatch):
-    import random
-
-    import numpy as np
-
-    from seglib.engine import distributed as ddp
-    from seglib.engine.run_state import seed_everything
-
-    draws = {}
-    for r in (0, 1):
-        monkeypatch.setattr(ddp, "rank", lambda r=r: r)
-        assert seed_everything(7) == 7 + r
-        draws[r] = (torch.rand(4), np.random.rand(4), random.random())  # noqa: NPY002
-    for r in (0, 1):  # independent reference: the libraries seeded by hand with 7 + r
-        torch.manual_seed(7 + r)
-        np.random.seed(7 + r)  # noqa: NPY002
-        random.seed(7 + r)
-        assert torch.equal(draws[r][0], torch.rand(4))
-        assert np.array_equal(draws[r][1], np.random.rand(4))  # noqa: NPY002
-        assert draws[r][2] == random.random()
-    assert not torch.equal(draws[0][0], draws[1][0])
-
-
-def test_rng_state_for_rank_picks_this_ranks_state():
-    from seglib.engine.checkpoint import rng_state_for_rank
-
-    single = {"torch": torch.zeros(1)}
-    assert rng_state_for_rank(single, 3) is single  # a checkpoint from a non-DDP run
-    states = [{"torch": torch.full((1,), float(r))} for r in range(2)]
-    assert rng_state_for_rank(states, 1) is states[1]
-    assert rng_state_for_rank(states, 5) is states[0]  # more ranks than stored: rank 0's
-    with pytest.raises(ValueError, match="empty list"):
-        rng_state_for_rank([], 0)
-
-
 def test_sync_bn_on_cpu_is_refused_clearly(monkeypatch):
     from seglib.engine import distributed as ddp
 

@@ -1,4 +1,7 @@
-"""Trainer behaviour on tiny stand-in models and in-memory data (CPU, a few seconds)."""
+"""seglib.engine.training_loop: fit on tiny stand-in models and in-memory data (CPU, a few
+seconds)."""
+
+from __future__ import annotations
 
 import math
 
@@ -6,51 +9,23 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from seglib.engine import TrainConfig
 from seglib.engine.checkpoint import load_checkpoint
-from seglib.engine.optimization import make_optimizer, param_groups
 from seglib.engine.training_loop import METRIC_COLUMNS, NonFiniteLossError, fit, segmentation_loss
-
-K = 3
-
-
-class TinyNet(nn.Module):
-    """Two convs with dropout (so resume must restore the RNG to be exact)."""
-
-    def __init__(self, k=K, aux=False):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
-        self.bn = nn.BatchNorm2d(8)
-        self.drop = nn.Dropout2d(0.2)
-        self.conv2 = nn.Conv2d(8, k, 1)
-        self.aux = nn.Conv2d(3, k, 1) if aux else None
-
-    def forward(self, x):
-        y = self.conv2(self.drop(F.relu(self.bn(self.conv1(x)))))
-        if self.training and self.aux is not None:
-            return y, self.aux(x)
-        return y
-
-
-def make_data(n=24, h=8, w=10, seed=0):
-    """Label = the brightest of the first K channels; a few void pixels."""
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, 3, h, w, generator=g)
-    Y = X[:, :K].argmax(1)
-    Y[torch.rand(n, h, w, generator=g) < 0.05] = 255
-    return TensorDataset(X, Y)
-
-
-def loaders(batch_size=4):
-    train = DataLoader(make_data(24, seed=0), batch_size=batch_size, shuffle=True)
-    val = DataLoader(make_data(8, seed=1), batch_size=batch_size)
-    return train, val
-
-
-CFG = TrainConfig(model="tiny", num_classes=K, epochs=2, lr=0.05, verbose=False, device="cpu")
+from tests.helpers import FIT_CFG as CFG
+from tests.helpers import (
+    RUN_FILES,
+    TINY_CFG,
+    Exploding,
+    K,
+    StopsIn,
+    Tiny,
+    TinyNet,
+    loaders,
+    make_data,
+    tiny_loaders,
+)
 
 
 def test_fit_learns_and_writes_csv_and_checkpoints(tmp_path):
@@ -71,50 +46,6 @@ def test_fit_learns_and_writes_csv_and_checkpoints(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
 
 
-def test_poly_schedule_per_iteration():
-    torch.manual_seed(0)
-    train, val = loaders()
-    seen = []
-    net = TinyNet()
-    fit(net, train, val, CFG, animate=False, epochs=2,
-        callback=lambda row: seen.append(row["lr"]))
-    steps = len(train)
-    # lr logged at the start of epoch 2 = base * (1 - steps / total) ** 0.9
-    assert seen[0] == pytest.approx(0.05)
-    assert seen[1] == pytest.approx(0.05 * (1 - steps / (2 * steps)) ** 0.9)
-
-
-def test_resume_gives_identical_metrics_and_weights(tmp_path):
-    def run(out, **kw):
-        torch.manual_seed(0)
-        net = TinyNet()
-        train, val = loaders()
-        return net, fit(net, train, val, CFG, out=out, animate=False, **kw)
-
-    net_a, full = run(tmp_path / "a")
-    _, first = run(tmp_path / "b", callback=lambda row: True)  # "crash" after epoch 1
-    assert len(first) == 1
-    net_b, resumed = run(tmp_path / "b", resume=True)
-    cols = [c for c in METRIC_COLUMNS if c not in ("seconds", "images_per_s")]
-    pd.testing.assert_frame_equal(resumed[cols], full[cols])
-    for (k, a), b in zip(net_a.state_dict().items(), net_b.state_dict().values()):
-        assert torch.equal(a, b), k
-    assert len(pd.read_csv(tmp_path / "b" / "metrics.csv")) == 2
-
-
-def test_resume_into_a_longer_run_follows_the_new_poly_schedule(tmp_path):
-    torch.manual_seed(0)
-    train, val = loaders()
-    steps = len(train)
-    fit(TinyNet(), train, val, CFG, out=tmp_path, animate=False, epochs=2)
-    seen = []
-    fit(TinyNet(), train, val, CFG, out=tmp_path, animate=False, epochs=4, resume=True,
-        callback=lambda row: seen.append(row["lr"]))
-    # epoch 3 starts at step 2 * steps of a 4-epoch schedule, not at the old final lr 0
-    expected = [0.05 * (1 - e * steps / (4 * steps)) ** 0.9 for e in (2, 3)]
-    assert seen == pytest.approx(expected)
-
-
 def test_aux_output_uses_weighted_aux_loss(tmp_path):
     torch.manual_seed(0)
     main, aux = torch.randn(2, K, 4, 5), torch.randn(2, K, 4, 5)
@@ -129,22 +60,6 @@ def test_aux_output_uses_weighted_aux_loss(tmp_path):
     assert math.isfinite(hist["val_miou"].iloc[0])
 
 
-class Exploding(TinyNet):
-    """Returns NaN logits from the 5th training forward on (epoch 2 with 6 steps/epoch)."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-
-    def forward(self, x):
-        y = super().forward(x)
-        if self.training:
-            self.calls += 1
-            if self.calls >= 8:
-                y = y * float("nan")
-        return y
-
-
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     torch.manual_seed(0)
     train, val = loaders()  # 6 steps per epoch -> call 8 is epoch 2, step 2
@@ -153,17 +68,6 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     ckpt = load_checkpoint(tmp_path / "last.pt")
     assert ckpt["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
-
-
-def test_resume_refuses_other_model_or_classes(tmp_path):
-    torch.manual_seed(0)
-    train, val = loaders()
-    fit(TinyNet(), train, val, CFG, out=tmp_path, animate=False, epochs=1)
-    with pytest.raises(ValueError, match="num_classes: checkpoint 3 vs this run 4"):
-        fit(TinyNet(k=4), train, val, CFG, out=tmp_path, resume=True, animate=False,
-            num_classes=4)
-    with pytest.raises(ValueError, match="model_class"):
-        fit(Exploding(), train, val, CFG, out=tmp_path, resume=True, animate=False)
 
 
 def test_bad_arguments():
@@ -232,28 +136,33 @@ def test_an_all_void_batch_gives_zero_loss_and_does_not_stop_training():
     assert math.isfinite(hist["train_loss"].iloc[0])
 
 
-class GatedNet(nn.Module):
-    """A conv (2-D weight, 1-D bias) and an attention-like gate named `gamma`."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, K, 1)
-        self.gamma = nn.Parameter(torch.zeros(1))
+def test_ctrl_c_without_an_output_folder_names_the_epoch_only():
+    train, val = tiny_loaders()
+    with pytest.raises(KeyboardInterrupt, match="^interrupted after epoch 1$"):
+        fit(StopsIn(3), train, val, TINY_CFG.replace(epochs=3), animate=False)
 
 
-def test_param_groups_exempt_1d_parameters_from_decay_and_scale_the_gate_lr():
-    net = GatedNet()
-    (group,) = param_groups(net, CFG)  # the default: one group, everything decays
-    assert len(group["params"]) == 3
-    groups = param_groups(net, CFG.replace(decay_1d=False, gamma_lr_mult=10.0))
-    by_param = {id(p): g for g in groups for p in g["params"]}
-    assert by_param[id(net.conv.weight)]["weight_decay"] == CFG.weight_decay
-    assert by_param[id(net.conv.bias)]["weight_decay"] == 0.0
-    assert by_param[id(net.gamma)]["weight_decay"] == 0.0
-    assert by_param[id(net.gamma)]["lr"] == pytest.approx(10 * CFG.lr)
-    assert by_param[id(net.conv.bias)]["lr"] == pytest.approx(CFG.lr)
-    optimizer, scheduler = make_optimizer(net, CFG.replace(epochs=2), steps_per_epoch=5)
-    for _ in range(5):
-        optimizer.step()
-        scheduler.step()
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(CFG.lr * 0.5**0.9)  # t/T = 5/10
+def all_void(X: torch.Tensor) -> torch.Tensor:
+    return torch.full(X.shape[:1] + X.shape[2:], 255, dtype=torch.long)  # (N, H, W)
+
+
+@pytest.mark.parametrize("split", ["training", "validation"])
+def test_a_split_without_a_labelled_pixel_is_refused(tmp_path, split):
+    X = torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    good, void = TensorDataset(X, X.argmax(1)), TensorDataset(X, all_void(X))
+    train = DataLoader(void if split == "training" else good, batch_size=4)
+    val = DataLoader(void if split == "validation" else good, batch_size=4)
+    with pytest.raises(ValueError, match=f"the {split} data has no labelled pixel"):
+        fit(Tiny(), train, val, TINY_CFG, out=tmp_path, animate=False)
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "best.pt").exists()
+
+
+def test_fit_refuses_an_empty_out_and_expands_a_tilde(tmp_path, monkeypatch):
+    train, val = tiny_loaders()
+    with pytest.raises(ValueError, match="out is an empty path"):
+        fit(Tiny(), train, val, TINY_CFG, out="", animate=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    fit(Tiny(), train, val, TINY_CFG, out="~/run", animate=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == list(sorted(RUN_FILES))
+    assert not (tmp_path / "~").exists()  # no literal "~" folder beside the home one

@@ -5,9 +5,12 @@ visits every pixel's row and column, and a dense softmax over all H*W pixels wit
 -inf mask built by hand. seglib's `dense_masked_attention` is checked against them too.
 """
 
+from __future__ import annotations
+
 import pytest
 import torch
 
+from seglib.models import CCNet
 from seglib.models.attention import (
     CrissCrossAttention,
     attention_to_map,
@@ -17,8 +20,11 @@ from seglib.models.attention import (
     cross_positions,
     dense_masked_attention,
 )
+from seglib.models.attention_lean import _image_blocks
 
 SIZES = [(1, 1), (1, 9), (9, 1), (5, 7), (13, 4)]
+
+
 PATHS = [False, True]  # plain autograd path, memory-lean Function
 
 
@@ -222,3 +228,30 @@ def test_bf16_autocast_cpu_close_to_fp32(lean):
     # bf16 keeps 8 significant bits: the convs and the weighted sum each round to
     # ~2**-8 relative, so a few percent of the output's scale bounds the difference
     torch.testing.assert_close(out.float(), ref, atol=0.05 * ref.abs().max().item(), rtol=0)
+
+
+def test_empty_batch_through_criss_cross_attention_both_paths():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(0, 2, 5, 6), torch.randn(0, 2, 5, 6), torch.randn(0, 16, 5, 6)
+    for lean in (True, False):
+        out = criss_cross_attention(q, k, v, lean=lean)
+        assert out.shape == (0, 16, 5, 6)
+        qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
+        criss_cross_attention(qg, kg, vg, lean=lean).sum().backward()
+        assert qg.grad.shape == q.shape and kg.grad.shape == k.shape
+        assert vg.grad.shape == v.shape
+    assert _image_blocks(v) == []
+
+
+def test_empty_batch_through_the_module_and_ccnet():
+    torch.manual_seed(0)
+    for lean in (True, False):
+        cca = CrissCrossAttention(16, lean=lean)
+        x = torch.randn(0, 16, 5, 6, requires_grad=True)
+        y = cca(x)
+        y.sum().backward()
+        assert y.shape == x.shape and x.grad.shape == x.shape
+        assert cca.gamma.grad is not None and torch.equal(cca.gamma.grad, torch.zeros(1))
+    net = CCNet(11, backbone="resnet18").eval()
+    with torch.no_grad():
+        assert net(torch.randn(0, 3, 32, 32)).shape == (0, 11, 32, 32)

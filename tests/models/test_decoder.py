@@ -1,12 +1,10 @@
-"""seglib.models.decoder and CCNet(decoder=True): sizes, the classifier's input stride,
-a functional reference, load_model and resume."""
+"""seglib.models.decoder and CCNet(decoder=True): sizes, the classifier's input stride, a functional
+reference."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from seglib import train as train_cli
-from seglib.engine import load_model
 from seglib.models import CCNet, SkipDecoder
 
 
@@ -90,14 +88,3 @@ def test_bad_decoder_inputs():
         dec(torch.randn(1, 15, 3, 3), torch.randn(1, 8, 6, 6))
     with pytest.raises(ValueError, match=r"low \(1, 8"):
         dec(torch.randn(1, 16, 3, 3), torch.randn(2, 8, 6, 6))
-
-
-@pytest.mark.slow
-def test_cli_decoder_run_reloads_and_refuses_resume_without_it(tmp_path):
-    tiny = ["--data", "synthetic", "--crop", "32x48", "--batch-size", "2", "--train-size", "4",
-            "--val-size", "2", "--device", "cpu", "--out", str(tmp_path)]
-    train_cli.main([*tiny, "--epochs", "1", "--decoder"])
-    model, config = load_model(tmp_path / "best.pt", "cpu")
-    assert config.decoder and isinstance(model.decoder, SkipDecoder)
-    with pytest.raises(ValueError, match="decoder: checkpoint True vs this run False.*--decoder"):
-        train_cli.main([*tiny, "--epochs", "2", "--resume"])

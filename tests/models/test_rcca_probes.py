@@ -1,17 +1,20 @@
-"""attention_knockout against networks computed another way, and `seglib.evaluate --knockout`."""
+"""seglib.models.rcca_probes: the attention a trained RCCA head records (passes, shares, entropies)
+against dense references, and attention_knockout against networks computed another way."""
+
+from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from seglib import evaluate as evaluate_cli
-from seglib import train as train_cli
-from seglib.data import pick_datasets
-from seglib.engine import evaluate, load_model
-from seglib.engine.checkpoint import load_checkpoint
-from seglib.models import CCNet, RCCAModule, attention_knockout, build_model
+from seglib.models import CCNet, RCCAModule, attention_knockout, build_model, rcca_attention
+from seglib.models.attention import criss_cross_mask
+from tests.helpers import (
+    dense_attention,
+    tiny_ccnet,
+)
 
 
 def open_gate(head: RCCAModule, value: float = 0.7) -> RCCAModule:
@@ -70,30 +73,65 @@ def test_knockout_refuses_what_it_cannot_do_and_restores_after_an_error():
             pass
 
 
-TINY = ["--data", "synthetic", "--crop", "32x48", "--batch-size", "2", "--train-size", "4",
-        "--val-size", "2", "--device", "cpu", "--workers", "0", "--epochs", "1"]
+@torch.no_grad()
+def test_shares_are_the_gated_attention_output_over_the_input_of_each_pass(net64):
+    """||gamma * sum_i A_ui V_i|| / ||x||, with A the dense masked softmax and V the
+    value projection: what each pass adds to its input, computed without the module."""
+    net, image, att = net64
+    cca = net.head.cca
+    x = net.head.conva(net.backbone(image)[-1])  # (1, C, 8, 8): pass 1's input
+    for share in att["shares"]:
+        v = cca.value_conv(x).flatten(2)[0]  # (C, hw)
+        added = att["gamma"] * (v @ dense_attention(cca, x).T)  # (C, hw)
+        assert share == pytest.approx(float(added.norm() / x.norm()), rel=1e-10)
+        x = x + added.reshape(x.shape)  # pass 2's input
+    assert len(att["shares"]) == 2 and min(att["shares"]) > 0
 
 
-@pytest.mark.slow
-def test_evaluate_cli_knockout_scores_the_closed_gate(tmp_path, capsys):
-    train_cli.main([*TINY, "--out", str(tmp_path / "run")])
-    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
-    ckpt["model"]["head.cca.gamma"] = torch.tensor([2.0])  # make the attention matter
-    torch.save(ckpt, tmp_path / "open.pt")
-    ckpt["model"]["head.cca.gamma"] = torch.tensor([0.0])
-    torch.save(ckpt, tmp_path / "closed.pt")
-    capsys.readouterr()
-    res = evaluate_cli.main(["--checkpoint", str(tmp_path / "open.pt"), "--knockout", "all"])
-    printed = capsys.readouterr().out
-    assert "iou knocked out" in printed and "attention of both passes knocked out" in printed
-    closed, config = load_model(tmp_path / "closed.pt", device="cpu")
-    val = pick_datasets(None, source="synthetic", crop=config.crop, val_size=config.val_size,
-                        train_size=config.train_size, seed=config.seed, verbose=False).val
-    reference = evaluate(closed, DataLoader(val, batch_size=2), config.num_classes, "cpu",
-                         input_scale=config.eval_scale)
-    torch.testing.assert_close(res["knockout"]["confusion"], reference["confusion"])
-    with pytest.raises(SystemExit):
-        evaluate_cli.main(["--checkpoint", str(tmp_path / "open.pt"), "--knockout", "0"])
-    train_cli.main([*TINY, "--recurrence", "0", "--out", str(tmp_path / "r0")])
-    with pytest.raises(ValueError, match="trained with R = 0"):
-        evaluate_cli.main(["--checkpoint", str(tmp_path / "r0" / "best.pt"), "--knockout", "all"])
+@torch.no_grad()
+def test_recorded_passes_are_what_the_forward_feeds_the_shared_module():
+    net = tiny_ccnet()
+    torch.manual_seed(2)
+    image = torch.randn(1, 3, 64, 80)
+    inputs = []
+    hook = net.head.cca.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+    net(image)
+    hook.remove()
+    att = rcca_attention(net, image)
+    assert len(inputs) == len(att["weights"]) == att["recurrence"] == 2
+    for x, weights in zip(inputs, att["weights"]):
+        assert weights.shape == (8, 10, 8 + 10 - 1)
+        torch.testing.assert_close(weights, net.head.cca.attention_weights(x)[0])
+    assert att["gamma"] == pytest.approx(0.7)
+
+
+def test_model_mode_is_kept_and_an_rcca_module_takes_a_feature():
+    net = tiny_ccnet().train()
+    rcca_attention(net, torch.randn(3, 64, 64))  # (3, H, W) is accepted too
+    assert net.training  # ran in eval mode, put back into training mode
+    torch.manual_seed(3)
+    head = RCCAModule(64, 4).eval()
+    feature = torch.randn(1, 64, 5, 7)  # (1, C, h, w)
+    att = rcca_attention(head, feature)
+    assert att["size"] == (5, 7) and len(att["weights"]) == 2
+    with pytest.raises(TypeError, match="RCCAModule"):
+        rcca_attention(torch.nn.Conv2d(3, 3, 1), feature)
+    with pytest.raises(ValueError, match="one image"):
+        rcca_attention(head, feature.expand(2, -1, -1, -1))
+
+
+def test_entropies_are_each_passs_mean_entropy_over_the_uniform_one(net64):
+    """From the dense masked softmax (scipy's entropy of each row's cross), not the module."""
+    from scipy.stats import entropy
+
+    net, image, att = net64
+    cca = net.head.cca
+    x = net.head.conva(net.backbone(image)[-1])  # (1, C, 8, 8): pass 1's input
+    cross = criss_cross_mask(8, 8)  # (64, 64)
+    for recorded in att["entropies"]:
+        rows = dense_attention(cca, x).detach().numpy()  # (64, 64), zero off each cross
+        each = [entropy(rows[u][cross[u].numpy()]) for u in range(64)]
+        assert recorded == pytest.approx(np.mean(each) / np.log(8 + 8 - 1), rel=1e-9)
+        v = cca.value_conv(x).flatten(2)[0]  # (C, hw)
+        x = (x + (att["gamma"] * (v @ dense_attention(cca, x).T)).reshape(x.shape)).detach()
+    assert 0 < min(att["entropies"]) <= max(att["entropies"]) < 1

@@ -3,7 +3,7 @@
 The repository is one constant, `seglib.paths.REPOSITORY`. The badges and the install
 cells of the notebooks, the README's badges and install snippet, and the notebooks'
 Colab metadata must all follow it; `tools/sync_colab.py` rewrites them from it (a fork
-runs it once), and the last tests check that tool. After pip, the install cell says
+runs it once; tests/tools/test_sync_colab.py checks that tool). After pip, the install cell says
 whether the runtime must be restarted (a package imported before pip replaced it).
 """
 
@@ -13,7 +13,6 @@ import importlib.util
 import json
 import re
 import shlex
-import shutil
 import sys
 import types
 from pathlib import Path
@@ -23,11 +22,21 @@ import pytest
 
 from seglib.paths import INSTALL_SPEC, REPOSITORY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
 OWNER_REPO = urlparse(REPOSITORY).path.strip("/")
+
+
 GUARD = 'if "google.colab" in sys.modules:'
+
+
 COLAB_URL = re.compile(r"https://colab\.research\.google\.com/github/[^\s)\"'<>]+")
+
+
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
@@ -143,35 +152,3 @@ def test_readme_badges_and_install_snippet_use_the_repository():
     assert re.findall(r"seglib @ git\+[^\"'\s]+", readme) == [INSTALL_SPEC]
     installs = _pip_installs(readme)
     assert [INSTALL_SPEC] in installs and ["--no-deps", "d2l==1.0.3"] in installs
-
-
-def test_sync_tool_finds_nothing_to_change():
-    assert sync_colab.sync(ROOT, write=False) == []
-
-
-def test_sync_tool_moves_everything_to_a_fork_and_back(tmp_path):
-    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
-    before = {p.name: _notebook(p) for p in (tmp_path / "notebooks").glob("*.ipynb")}
-    fork = "https://github.com/someone/seglib-fork"
-    changed = sync_colab.sync(tmp_path, fork)
-    assert changed == [f"notebooks/{p.name}" for p in NOTEBOOKS] + ["README.md"]
-    assert sync_colab.sync(tmp_path, fork, write=False) == []  # idempotent
-    for path in (tmp_path / "notebooks").glob("*.ipynb"):
-        nb, old = _notebook(path), before[path.name]
-        assert "someone/seglib-fork/blob/main/notebooks/" + path.name in _source(nb["cells"][0])
-        assert f"seglib @ git+{fork}" in "".join(_source(c) for c in nb["cells"])
-        # only badges, the install cell and metadata change: ids, outputs, counts stay
-        for new_cell, old_cell in zip(nb["cells"], old["cells"], strict=True):
-            for key in ("id", "cell_type", "outputs", "execution_count"):
-                assert new_cell.get(key) == old_cell.get(key)
-        assert nb["metadata"]["language_info"] == old["metadata"]["language_info"]
-    assert "github/someone/seglib-fork/blob/main/notebooks/" in (tmp_path / "README.md").read_text()
-    sync_colab.sync(tmp_path)  # and back: the same checks as on the real files pass
-    assert sync_colab.sync(tmp_path, write=False) == []
-
-
-def test_sync_tool_refuses_a_repository_colab_cannot_open():
-    with pytest.raises(ValueError, match="github.com"):
-        sync_colab.badge_url("01_backbone.ipynb", "https://gitlab.com/someone/seglib")

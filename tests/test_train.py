@@ -1,37 +1,40 @@
-"""The train and evaluate CLIs on a tiny synthetic run (real CCNet, real SyntheticStreets)."""
+"""seglib.train, the train command line: its flags (one source with TrainConfig), a tiny
+synthetic run and resume, and its failures: one line `error: ...`, exit status 2, nothing a
+user has on disk lost."""
+
+from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
+import seglib.engine.run_protection as run_folder
 from seglib import cli
-from seglib import evaluate as evaluate_cli
 from seglib import train as train_cli
-from seglib.data import CLASSES, pick_datasets
-from seglib.engine import evaluate, load_model
+from seglib.engine import load_model
 from seglib.engine.checkpoint import load_checkpoint
-from seglib.engine.config import TrainConfig, option_fields
-from seglib.engine.logit_adjustment import DEFAULT_TAUS, logit_bias
+from seglib.engine.config import (
+    TrainConfig,
+    option_fields,
+)
+from seglib.models import SkipDecoder
+from tests.helpers import CLI_ARGS as TINY
+from tests.helpers import (
+    RUN_ARGS,
+    assert_one_line_error,
+    bad_files,
+    cli_exit,
+    copy_run,
+)
 
-pytestmark = pytest.mark.slow  # a real ResNet-18 CCNet: several seconds of CPU
 
-TINY = ["--data", "synthetic", "--crop", "32x48", "--batch-size", "2", "--train-size", "4",
-        "--val-size", "2", "--device", "cpu", "--workers", "0"]
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli")
-    hist = train_cli.main([*TINY, "--epochs", "1", "--out", str(out)])
-    return out, hist
-
-
-def test_cli_trains_writes_and_records_config(run, capsys):
-    out, hist = run
+@pytest.mark.slow
+def test_cli_trains_writes_and_records_config(trained_run, capsys):
+    out, hist = trained_run
     assert len(hist) == 1
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "metrics.csv"]
     ckpt = load_checkpoint(out / "last.pt")
@@ -41,8 +44,9 @@ def test_cli_trains_writes_and_records_config(run, capsys):
     assert list(pd.read_csv(out / "metrics.csv")["epoch"]) == [1]
 
 
-def test_cli_resume_continues_to_more_epochs(run, tmp_path):
-    out, _ = run
+@pytest.mark.slow
+def test_cli_resume_continues_to_more_epochs(trained_run, tmp_path):
+    out, _ = trained_run
     for name in ("last.pt", "metrics.csv"):
         (tmp_path / name).write_bytes((out / name).read_bytes())
     hist = train_cli.main([*TINY, "--epochs", "2", "--out", str(tmp_path), "--resume"])
@@ -51,82 +55,16 @@ def test_cli_resume_continues_to_more_epochs(run, tmp_path):
     assert len(pd.read_csv(tmp_path / "metrics.csv")) == 2
 
 
-def test_cli_resume_refuses_another_model(run, tmp_path):
-    out, _ = run
+@pytest.mark.slow
+def test_cli_resume_refuses_another_model(trained_run, tmp_path):
+    out, _ = trained_run
     (tmp_path / "last.pt").write_bytes((out / "last.pt").read_bytes())
     with pytest.raises(ValueError, match="different model"):
         train_cli.main([*TINY, "--model", "refinenet", "--features", "16", "--epochs", "2",
                         "--crop", "64x64", "--out", str(tmp_path), "--resume"])
 
 
-def test_evaluate_cli_prints_per_class_table(run, capsys):
-    out, hist = run
-    res = evaluate_cli.main(["--checkpoint", str(out / "best.pt"), "--split", "val",
-                             "--device", "cpu"])
-    text = capsys.readouterr().out
-    for name in CLASSES:
-        assert name in text
-    assert "mIoU" in text and "synthetic val (2 images; inputs resized by 1," in text
-    assert res["miou"] == pytest.approx(hist["val_miou"].iloc[0])
-    assert res["confusion"].sum() == 2 * 32 * 48  # every pixel of both scenes counted
-    assert torch.is_tensor(res["iou"]) and len(res["iou"]) == 11
-
-
-def test_evaluate_cli_test_time_augmentation(run, capsys):
-    out, _ = run
-    best = out / "best.pt"
-    res = evaluate_cli.main(["--checkpoint", str(best), "--device", "cpu",
-                             "--eval-scale", "0.5", "1", "--flip"])
-    assert "inputs resized by 0.5 and 1, and mirrored," in capsys.readouterr().out
-    model, config = load_model(best, "cpu")
-    val = pick_datasets(source="synthetic", crop=config.crop, train_size=config.train_size,
-                        val_size=config.val_size, synthetic_size=config.synthetic_size,
-                        seed=config.seed, verbose=False).val
-    ref = evaluate(model, DataLoader(val, batch_size=2), 11, "cpu", input_scale=(0.5, 1.0),
-                   flip=True)
-    assert torch.equal(res["confusion"], ref["confusion"])
-    for bad in (["--eval-scale"], ["--eval-scale", "0"], ["--eval-scale", "half"]):
-        with pytest.raises(SystemExit):
-            evaluate_cli.main(["--checkpoint", str(best), *bad])
-
-
-@pytest.fixture(scope="module")
-def weighted_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("weighted")
-    train_cli.main([*TINY, "--epochs", "1", "--class-weights", "median", "--out", str(out)])
-    return out
-
-
-def test_evaluate_cli_logit_adjustment_auto_chooses_tau_on_val(weighted_run, capsys):
-    best = weighted_run / "best.pt"
-    res = evaluate_cli.main(["--checkpoint", str(best), "--device", "cpu",
-                             "--logit-adjustment", "auto"])
-    text = capsys.readouterr().out
-    assert res["tau"] in DEFAULT_TAUS and f"chose tau {res['tau']:g}" in text
-    # the same numbers by hand: the run's weights, the chosen tau, seglib.engine.evaluate
-    model, config = load_model(best, "cpu")
-    val = pick_datasets(source="synthetic", crop=config.crop, train_size=config.train_size,
-                        val_size=config.val_size, synthetic_size=config.synthetic_size,
-                        seed=config.seed, verbose=False).val
-    ref = evaluate(model, DataLoader(val, batch_size=2), 11, "cpu",
-                   logit_bias=logit_bias(config.class_weights, res["tau"]))
-    assert res["miou"] == pytest.approx(ref["miou"], abs=1e-12)
-    fixed = evaluate_cli.main(["--checkpoint", str(best), "--device", "cpu",
-                               "--logit-adjustment", "0"])
-    plain = evaluate_cli.main(["--checkpoint", str(best), "--device", "cpu"])
-    assert fixed["miou"] == pytest.approx(plain["miou"], abs=1e-12)
-
-
-def test_evaluate_cli_logit_adjustment_needs_class_weights(run, weighted_run):
-    out, _ = run
-    with pytest.raises(ValueError, match="without class weights"):
-        evaluate_cli.main(["--checkpoint", str(out / "best.pt"), "--device", "cpu",
-                           "--logit-adjustment", "0.5"])
-    with pytest.raises(SystemExit):
-        evaluate_cli.main(["--checkpoint", str(weighted_run / "best.pt"),
-                           "--logit-adjustment", "-1"])
-
-
+@pytest.mark.slow
 def test_cli_rejects_bad_flags():
     with pytest.raises(SystemExit):
         train_cli.parse_args(["--crop", "96by128"])
@@ -141,6 +79,7 @@ def test_cli_rejects_bad_flags():
         train_cli.parse_args(["--jitter", "wild"])
 
 
+@pytest.mark.slow
 def test_cli_channels_last_is_three_way():
     """Unset keeps the device's default (None: on for CUDA only); both flags override it."""
     flags = ["--recipe", "camvid-cpu", "--model", "refinenet"]
@@ -149,6 +88,7 @@ def test_cli_channels_last_is_three_way():
     assert train_cli.parse_args([*flags, "--no-channels-last"])[0].channels_last is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flags", "lr"),
     [
@@ -162,6 +102,7 @@ def test_cli_default_lr_depends_on_the_model(flags, lr):
     assert config.lr == pytest.approx(lr)
 
 
+@pytest.mark.slow
 def test_every_option_field_is_a_flag_with_its_help(capsys):
     """One source of configuration: each `option` field of TrainConfig is a flag (named
     after it), has a help text, and `--help` lists it with that text."""
@@ -189,6 +130,7 @@ def test_every_option_field_is_a_flag_with_its_help(capsys):
             assert f.name not in flags_of, f.name
 
 
+@pytest.mark.slow
 def test_flags_of_today_keep_their_names_and_values():
     """Every flag the README, the notebooks and the benchmarks use, with its meaning."""
     config, args = train_cli.parse_args(
@@ -216,6 +158,7 @@ def test_flags_of_today_keep_their_names_and_values():
     assert train_cli.parse_args([])[0].sync_bn is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flags", "words"),
     [
@@ -237,42 +180,13 @@ def test_bad_flag_values_name_the_flag_in_one_line(flags, words, capsys):
     assert words in _one_line(capsys)
 
 
-def test_build_loaders_workers_are_not_persistent():
-    """Persistent workers keep epoch 1's seeds, breaking exact resume with workers > 0."""
-    from types import SimpleNamespace
-
-    from torch.utils.data import TensorDataset
-
-    data = TensorDataset(torch.zeros(8, 3, 4, 4), torch.zeros(8, 4, 4, dtype=torch.long))
-    cfg = train_cli.TrainConfig(workers=2, batch_size=4)
-    train, val = train_cli.build_loaders(cfg, SimpleNamespace(train=data, val=data))
-    assert train.num_workers == 2 and val.num_workers == 2
-    assert not train.persistent_workers and not val.persistent_workers
-    assert train.generator is not None and train.sampler.generator is train.generator
-
-
-def test_parse_hw_is_shared_by_the_train_and_export_clis():
-    from seglib import export
-    from seglib.engine.config import parse_hw
-
-    assert parse_hw("360x480") == (360, 480) and parse_hw("8X6") == (8, 6)
-    for bad in ("360", "360x480x3", "axb", "0x5"):
-        with pytest.raises(ValueError, match="HxW"):
-            parse_hw(bad)
-    assert train_cli._hw("--crop")("32x48") == (32, 48)
-    with pytest.raises(SystemExit):
-        export.main(["--out", "unused.onnx", "--size", "0x5"])
-
-
-# --- issue 28: values checked before any work, one line naming the flag -----------------
-
-
 def _one_line(capsys) -> str:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag, value", [("--grad-clip", "0"), ("--grad-clip", "-1"),
                                          ("--eval-scale", "inf"), ("--eval-scale", "0")])
 def test_train_refuses_values_that_cannot_work_at_parse_time(flag, value, capsys):
@@ -283,6 +197,7 @@ def test_train_refuses_values_that_cannot_work_at_parse_time(flag, value, capsys
     assert flag in line and "> 0" in line and value in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", ["0.01", "0.001"])
 def test_an_eval_scale_that_leaves_no_pixel_stops_before_training(scale, tmp_path):
     out = tmp_path / "run"
@@ -294,12 +209,7 @@ def test_an_eval_scale_that_leaves_no_pixel_stops_before_training(scale, tmp_pat
     assert math.floor(32 * config.eval_scale) == 1  # the named scale does work
 
 
-def test_evaluate_refuses_an_eval_scale_that_leaves_no_pixel(run):
-    out, _ = run
-    with pytest.raises(ValueError, match=r"--eval-scale 0\.01 shrinks the 32x48"):
-        evaluate_cli.main(["--checkpoint", str(out / "best.pt"), "--eval-scale", "1", "0.01"])
-
-
+@pytest.mark.slow
 def test_a_crop_too_small_for_the_network_is_refused_before_any_work(tmp_path, capsys):
     out = tmp_path / "run"
     with pytest.raises(SystemExit):
@@ -309,6 +219,7 @@ def test_a_crop_too_small_for_the_network_is_refused_before_any_work(tmp_path, c
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_out_must_name_a_folder_and_a_quoted_tilde_means_home(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as info:
         train_cli.parse_args(["--out", ""])
@@ -316,3 +227,137 @@ def test_out_must_name_a_folder_and_a_quoted_tilde_means_home(tmp_path, monkeypa
     monkeypatch.setenv("HOME", str(tmp_path))
     _, args = train_cli.parse_args(["--out", "~/runs/x"])  # quoted: the shell left the ~
     assert args.out == str(tmp_path / "runs" / "x")
+
+
+def test_cli_flags_override_the_recipe(monkeypatch):
+    monkeypatch.delenv("SEGLIB_TINY", raising=False)
+    config, args = train_cli.parse_args(["--recipe", "camvid-cpu", "--epochs", "3",
+                                         "--scale", "0.5-1.0", "--out", "x"])
+    assert (config.epochs, config.scale, config.crop) == (3, (0.5, 1.0), (180, 240))
+    assert config.class_weighting == "median" and args.out == "x"
+    plain, args = train_cli.parse_args([])
+    assert plain == TrainConfig().replace(sync_bn=False) and args.out.endswith("quick")
+    with pytest.raises(SystemExit):
+        train_cli.parse_args(["--scale", "2"])
+
+
+def test_output_stride_reaches_the_model_and_survives_the_checkpoint(tmp_path):
+    config, _ = train_cli.parse_args(["--output-stride", "16", "--out", str(tmp_path)])
+    assert config.output_stride == 16
+    from seglib.models import build_model
+
+    net = build_model("ccnet", 11, "resnet18", output_stride=config.output_stride)
+    x = torch.randn(1, 3, 64, 64)
+    assert net.backbone(x)[-1].shape[-2:] == (4, 4)  # 64 / 16
+    with pytest.raises(ValueError, match="output_stride"):
+        TrainConfig(output_stride=4)
+
+
+@pytest.mark.slow
+def test_cli_decoder_run_reloads_and_refuses_resume_without_it(tmp_path):
+    tiny = ["--data", "synthetic", "--crop", "32x48", "--batch-size", "2", "--train-size", "4",
+            "--val-size", "2", "--device", "cpu", "--out", str(tmp_path)]
+    train_cli.main([*tiny, "--epochs", "1", "--decoder"])
+    model, config = load_model(tmp_path / "best.pt", "cpu")
+    assert config.decoder and isinstance(model.decoder, SkipDecoder)
+    with pytest.raises(ValueError, match="decoder: checkpoint True vs this run False.*--decoder"):
+        train_cli.main([*tiny, "--epochs", "2", "--resume"])
+
+
+def test_resume_on_a_folder_without_a_run_starts_one_and_says_so(tmp_path, capsys):
+    out = tmp_path / "new"
+    hist = train_cli.main([*RUN_ARGS, "--out", str(out), "--resume"])
+    text = capsys.readouterr().out
+    assert f"no run in {out} yet" in text and "starting a fresh run" in text
+    assert len(hist) == 1 and load_checkpoint(out / "last.pt")["epoch"] == 1
+
+
+def test_resume_without_last_pt_but_with_run_files_is_refused(finished_run, tmp_path):
+    out = copy_run(finished_run, tmp_path / "run")
+    (out / "last.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="no .*last.pt to continue from.*best.pt"):
+        train_cli.main([*RUN_ARGS, "--out", str(out), "--resume"])
+    with pytest.raises(SystemExit):
+        train_cli.parse_args(["--resume", "--overwrite"])
+
+
+def test_data_dir_alone_means_camvid(tmp_path):
+    config, _ = train_cli.parse_args(["--data-dir", str(tmp_path / "CamVid")])
+    assert config.data == "camvid" and config.crop is None  # CamVid's own size
+    config, _ = train_cli.parse_args(["--recipe", "quick", "--data-dir", "x"])
+    assert config.data in ("camvid", "auto")
+    missing = tmp_path / "no_camvid_here"
+    with pytest.raises(FileNotFoundError, match="no_camvid_here"):  # not a synthetic run
+        train_cli.main([*RUN_ARGS[2:], "--data-dir", str(missing), "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
+
+
+def test_data_dir_with_data_synthetic_is_an_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        train_cli.parse_args(["--data", "synthetic", "--data-dir", "x"])
+    assert info.value.code == 2
+    assert_one_line_error(capsys.readouterr().err, "--data-dir", "--data synthetic")
+
+
+def test_data_dir_trains_on_camvid(make_camvid, tmp_path):
+    root = make_camvid(split="train", n=4, size=(32, 32))
+    make_camvid(split="val", n=2, size=(32, 32), root=root)
+    out = tmp_path / "run"
+    train_cli.main(["--data-dir", str(root), "--epochs", "1", "--batch-size", "2", "--crop",
+                    "32x32", "--device", "cpu", "--out", str(out)])
+    cfg = load_checkpoint(out / "last.pt")["config"]
+    assert cfg["data"] == "camvid" and Path(cfg["data_dir"]) == root
+
+
+def test_a_set_camvid_dir_is_named_when_data_is_synthetic(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CAMVID_DIR", str(tmp_path / "CamVid"))
+    train_cli.main([*RUN_ARGS, "--out", str(tmp_path / "run")])
+    text = capsys.readouterr().out
+    assert f"CAMVID_DIR is set ({tmp_path / 'CamVid'})" in text
+    assert "--data camvid" in text and "synthetic" in text
+
+
+@pytest.mark.parametrize("kind", ["empty", "garbage"])
+def test_bad_weights_backbone_file_is_one_error_line(tmp_path, kind, capsys):
+    path = bad_files(tmp_path / "w")[kind]
+    line = cli_exit(train_cli.main, [*RUN_ARGS, "--weights-backbone", str(path),
+                                     "--out", str(tmp_path / "run")], capsys)
+    assert str(path) in line and "weights_only=False" not in line
+
+
+def test_out_naming_an_existing_file(tmp_path, capsys):
+    out = tmp_path / "a_file"
+    out.write_text("keep me")
+    line = cli_exit(train_cli.main, [*RUN_ARGS, "--out", str(out)], capsys)
+    assert str(out) in line and "not a folder" in line
+    assert out.read_text() == "keep me"
+
+
+def test_out_in_a_read_only_place_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """Root ignores permission bits, so the check itself is made to see a read-only
+    folder; the test then shows it runs before the data is read."""
+    monkeypatch.setattr(run_folder.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(train_cli, "build_datasets", lambda config: pytest.fail("data read"))
+    out = tmp_path / "ro" / "run"
+    line = cli_exit(train_cli.main, [*RUN_ARGS, "--out", str(out)], capsys)
+    assert "no write permission" in line and str(out) in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("device", ["gpu", "mps", "cuda:7"])
+def test_a_device_the_machine_lacks(device, tmp_path, capsys):
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    if device == "cuda:7" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has 8 GPUs")
+    argv = [*RUN_ARGS[:-4], "--device", device, "--out", str(tmp_path / "run")]
+    line = cli_exit(train_cli.main, argv, capsys)
+    assert repr(device) in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_another_recurrence_is_refused_naming_it(finished_run, tmp_path):
+    out = copy_run(finished_run, tmp_path / "run")
+    with pytest.raises(ValueError, match=r"recurrence: checkpoint 2 vs this run 1.*--recurrence 2"):
+        train_cli.main([*RUN_ARGS, "--epochs", "2", "--recurrence", "1", "--out", str(out),
+                        "--resume"])
