@@ -248,3 +248,10 @@ def test_a_head_stub_is_not_implemented_yet(capsys):
 
     assert not check_module(Stub(32, 5), RCCAModule(32, 5), lambda: torch.randn(1, 32, 5, 6))
     assert "not implemented yet" in capsys.readouterr().out
+
+    class Empty(nn.Module):  # the notebook's stub: no layers yet, a forward that raises
+        def forward(self, x):
+            raise NotImplementedError
+
+    assert not check_module(Empty(), RCCAModule(32, 5), lambda: torch.randn(1, 32, 5, 6))
+    assert "Empty is not implemented yet" in capsys.readouterr().out
