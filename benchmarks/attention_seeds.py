@@ -62,6 +62,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "r2-gate": {"gamma_lr_mult": 10.0},
     # where the attention sits: without the stride-4 decoder nothing goes around the head,
     # so the classifier sees only what the attention's output carries (stride 16)
+    # no weight decay on gamma, biases and norm weights (nanoGPT's rule): does decay hold
+    # the gate shut?
+    "r2-nodecay": {"decay_1d": False},
     "r2-nodec": {"decoder": False},
     "r0-nodec": {"recurrence": 0, "decoder": False},
 }
