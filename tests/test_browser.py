@@ -155,7 +155,9 @@ def test_attention_explorer_in_jupyterlab(sync_api, lab_server, tmp_path):
         page = context.pages[0] if context.pages else context.new_page()
         page.on("console", lambda m: console.append(f"[{m.type}] {m.text}"))
         try:
-            page.set_default_timeout(30_000)
+            # generous: a CI machine busy with other jobs redraws slowly (a passing run
+            # takes about 20 s in all, so only a failure waits this long)
+            page.set_default_timeout(90_000)
             page.goto(f"{base}/lab/tree/explorer.ipynb?token={token}")
             # the notebook is open and its kernel idle
             page.locator(".jp-Notebook .jp-Cell").first.wait_for()
