@@ -10,36 +10,11 @@ from __future__ import annotations
 import shutil
 import urllib.request
 from pathlib import Path
+
 import pytest
+
 import seglib.paths
 from seglib.data import CamVid, ensure_camvid, has_segnet_layout
-from seglib.engine import build_datasets
-from seglib.engine.config import recipe
-from tests.helpers import (
-    RUN_ARGS,
-    RUN_FILES,
-    copy_run,
-    snapshot,
-    run_module,
-    assert_one_line_error,
-    cli_exit,
-    bad_files,
-    Tiny,
-    tiny_loaders,
-    TINY_CFG,
-    StopsIn,
-    K,
-    TinyNet,
-    make_data,
-    loaders,
-    FIT_CFG,
-    Exploding,
-    tiny_ccnet,
-    dense_attention,
-    CLI_ARGS,
-    CLASS_DICT,
-    write_png,
-)
 
 
 @pytest.fixture

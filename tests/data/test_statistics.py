@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-import albumentations as A
 import numpy as np
-import pytest
 import torch
 from torch.utils.data import Subset
+
 from seglib.data import (
-    MEAN,
-    PALETTE,
-    STD,
     CamVid,
     class_frequencies,
     class_weights,
-    eval_transform,
-    train_transform,
 )
-from seglib.data.transforms import apply_transform
-from seglib.engine import TrainConfig
-from seglib.engine.from_config import build_datasets
 from tests.helpers import (
-    RUN_ARGS,
-    RUN_FILES,
-    copy_run,
-    snapshot,
-    run_module,
-    assert_one_line_error,
-    cli_exit,
-    bad_files,
-    Tiny,
-    tiny_loaders,
-    TINY_CFG,
-    StopsIn,
-    K,
-    TinyNet,
-    make_data,
-    loaders,
-    FIT_CFG,
-    Exploding,
-    tiny_ccnet,
-    dense_attention,
-    CLI_ARGS,
-    CLASS_DICT,
     write_png,
 )
 
