@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import pickle
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -22,6 +25,31 @@ from seglib import cli
 from seglib.engine import TrainConfig
 from seglib.models import CCNet
 from seglib.models.attention import criss_cross_mask
+
+# --- the repository's scripts and notebooks (tools/, benchmarks/, notebooks/) ---
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+
+
+def load_script(relative: str, name: str) -> ModuleType:
+    """Import a script that is not part of seglib (`tools/sync_colab.py`, ...) as module
+    `name`, registered in `sys.modules` (dataclasses look their module up there)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def read_notebook(path: Path) -> dict:
+    """A notebook file as the JSON dict nbformat writes."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def cell_source(cell: dict) -> str:
+    """A cell's source as one string (nbformat stores a list of lines)."""
+    return "".join(cell["source"])
+
 
 # --- tiny CamVid files (conftest.make_camvid, data/) ---
 

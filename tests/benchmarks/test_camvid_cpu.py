@@ -6,21 +6,15 @@ drop the rows (and curves) of the runs trained elsewhere.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "camvid_cpu.py"
+from tests.helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("camvid_cpu_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/camvid_cpu.py", "camvid_cpu_bench")
 
 
 def test_fresh_rows_replace_stored_ones_and_others_stay(bench):

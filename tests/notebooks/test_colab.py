@@ -9,8 +9,6 @@ whether the runtime must be restarted (a package imported before pip replaced it
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import re
 import shlex
 import sys
@@ -21,6 +19,7 @@ from urllib.parse import urlparse
 import pytest
 
 from seglib.paths import INSTALL_SPEC, REPOSITORY
+from tests.helpers import cell_source, load_script, read_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,22 +39,7 @@ COLAB_URL = re.compile(r"https://colab\.research\.google\.com/github/[^\s)\"'<>]
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("sync_colab", ROOT / "tools" / "sync_colab.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sync_colab = _load_tool()
-
-
-def _notebook(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _source(cell: dict) -> str:
-    return "".join(cell["source"])
+sync_colab = load_script("tools/sync_colab.py", "sync_colab")
 
 
 def _expected_url(name: str) -> str:
@@ -81,7 +65,7 @@ def test_the_repository_is_one_github_url():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_install_cell_installs_exactly_seglib_from_the_repository_and_d2l(path):
-    code = [_source(c) for c in _notebook(path)["cells"] if c["cell_type"] == "code"]
+    code = [cell_source(c) for c in read_notebook(path)["cells"] if c["cell_type"] == "code"]
     install = next((s for s in code if GUARD in s), None)
     assert install is not None, f"no install cell guarded by {GUARD}"
     assert _pip_installs(install) == [[INSTALL_SPEC], ["--no-deps", "d2l==1.0.3"]]
@@ -127,17 +111,17 @@ def test_install_cell_says_whether_the_runtime_must_be_restarted(fake_colab, mon
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_colab_badges_point_at_the_repository(path):
-    cells = _notebook(path)["cells"]
-    assert _expected_url(path.name) in COLAB_URL.findall(_source(cells[0]))
+    cells = read_notebook(path)["cells"]
+    assert _expected_url(path.name) in COLAB_URL.findall(cell_source(cells[0]))
     for cell in cells:
-        for url in COLAB_URL.findall(_source(cell)):
+        for url in COLAB_URL.findall(cell_source(cell)):
             name = url.rsplit("/", 1)[-1]
             assert url == _expected_url(name) and (ROOT / "notebooks" / name).is_file(), url
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_colab_opens_the_notebook_on_a_gpu_with_the_python3_kernel(path):
-    meta = _notebook(path)["metadata"]
+    meta = read_notebook(path)["metadata"]
     assert meta.get("accelerator") == "GPU"
     colab = meta.get("colab", {})
     assert colab.get("provenance") == [] and colab.get("gpuType") == "T4"

@@ -3,24 +3,18 @@ a results file it reads, or the allow-list. Run on small hand-made notebooks."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def checker():
-    path = ROOT / "tools" / "check_numbers.py"
-    spec = importlib.util.spec_from_file_location("check_numbers", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["check_numbers"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
+    yield load_script("tools/check_numbers.py", "check_numbers")
     del sys.modules["check_numbers"]
 
 

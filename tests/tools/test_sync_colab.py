@@ -4,12 +4,12 @@ runs it once); tests/notebooks/test_colab.py checks that they agree."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import cell_source, load_script, read_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,22 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("sync_colab", ROOT / "tools" / "sync_colab.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sync_colab = _load_tool()
-
-
-def _notebook(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _source(cell: dict) -> str:
-    return "".join(cell["source"])
+sync_colab = load_script("tools/sync_colab.py", "sync_colab")
 
 
 def test_sync_tool_finds_nothing_to_change():
@@ -43,15 +28,15 @@ def test_sync_tool_moves_everything_to_a_fork_and_back(tmp_path):
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
-    before = {p.name: _notebook(p) for p in (tmp_path / "notebooks").glob("*.ipynb")}
+    before = {p.name: read_notebook(p) for p in (tmp_path / "notebooks").glob("*.ipynb")}
     fork = "https://github.com/someone/seglib-fork"
     changed = sync_colab.sync(tmp_path, fork)
     assert changed == [f"notebooks/{p.name}" for p in NOTEBOOKS] + ["README.md"]
     assert sync_colab.sync(tmp_path, fork, write=False) == []  # idempotent
     for path in (tmp_path / "notebooks").glob("*.ipynb"):
-        nb, old = _notebook(path), before[path.name]
-        assert "someone/seglib-fork/blob/main/notebooks/" + path.name in _source(nb["cells"][0])
-        assert f"seglib @ git+{fork}" in "".join(_source(c) for c in nb["cells"])
+        nb, old = read_notebook(path), before[path.name]
+        assert "someone/seglib-fork/blob/main/notebooks/" + path.name in cell_source(nb["cells"][0])
+        assert f"seglib @ git+{fork}" in "".join(cell_source(c) for c in nb["cells"])
         # only badges, the install cell and metadata change: ids, outputs, counts stay
         for new_cell, old_cell in zip(nb["cells"], old["cells"], strict=True):
             for key in ("id", "cell_type", "outputs", "execution_count"):
