@@ -238,6 +238,12 @@ def run_size(size: int, methods: list[str], args: argparse.Namespace,
     return rows
 
 
+def _ratio(a: float, b: float) -> float:
+    """a / b, or NaN when b is 0: on a tiny map a peak can read 0 MB (below the RSS
+    counter's resolution), and a ratio to it means nothing."""
+    return a / b if b else float("nan")
+
+
 def _table(rows: list[dict]) -> list[dict]:
     """Add ratio columns against the baseline and the dense block of the same size."""
     by = {(r["method"], r["H"]): r for r in rows}
@@ -245,8 +251,8 @@ def _table(rows: list[dict]) -> list[dict]:
         base, dense = by.get(("baseline", r["H"])), by.get(("dense", r["H"]))
         for key in ("time_ms", "best_ms", "peak_mb", "rss_mb", "saved_mb"):
             short = key.split("_")[0]
-            r[f"{short}_vs_baseline"] = r[key] / base[key] if base else float("nan")
-            r[f"dense_over_{short}"] = dense[key] / r[key] if dense else float("nan")
+            r[f"{short}_vs_baseline"] = _ratio(r[key], base[key]) if base else float("nan")
+            r[f"dense_over_{short}"] = _ratio(dense[key], r[key]) if dense else float("nan")
     return rows
 
 

@@ -60,11 +60,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # a remedy for a gate that stays shut: gamma learns 10x faster (R = 0, which has no
     # gamma, is the same network as for "r2", so its runs serve both comparisons)
     "r2-gate": {"gamma_lr_mult": 10.0},
-    # where the attention sits: without the stride-4 decoder nothing goes around the head,
-    # so the classifier sees only what the attention's output carries (stride 16)
     # no weight decay on gamma, biases and norm weights (nanoGPT's rule): does decay hold
     # the gate shut?
     "r2-nodecay": {"decay_1d": False},
+    # the head (attention, its convolutions, classifier) learns 10x faster than the
+    # backbone, as DeepLab's and PSPNet's reference code trains a new head
+    "r2-head": {"head_lr_mult": 10.0},
+    # where the attention sits: without the stride-4 decoder nothing goes around the head,
+    # so the classifier sees only what the attention's output carries (stride 16)
     "r2-nodec": {"decoder": False},
     "r0-nodec": {"recurrence": 0, "decoder": False},
 }

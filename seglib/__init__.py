@@ -23,7 +23,8 @@ Which notebook uses which files:
 | 04 RefineNet | `models/refinenet.py` |
 | 05 CamVid | `data/*` (`camvid.py`, `transforms.py`, `statistics.py`, ...), `viz/masks.py` |
 | 06 training | `engine/training_loop.py`, `engine/run_state.py`, `engine/optimization.py`, |
-| | `engine/from_config.py`, `engine/config.py`, `models/factory.py` |
+| | `engine/from_config.py`, `engine/config.py`, `engine/snapshots.py`, `viz/snapshots.py`, |
+| | `models/factory.py` |
 | 07 evaluation | `engine/scoring.py`, `engine/metrics.py`, `engine/logit_adjustment.py`, |
 | | `course/resolution_ceiling.py`, `viz/*` |
 | 08 attention on CamVid | `models/rcca_probes.py`, `course/explorer.py` |

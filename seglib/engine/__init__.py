@@ -10,7 +10,7 @@ Middle layer: imports `seglib.models` and `seglib.data`, never the command lines
 | `from_config.py` | the model, datasets and loaders a `TrainConfig` describes |
 | `training_loop.py` | `fit`: the epoch loop, `train_one_epoch`, validation, Ctrl-C, DDP |
 | `run_state.py` | what a run carries between epochs: `start_or_resume`, `save_epoch` |
-| `optimization.py` | SGD, parameter groups (decay, gamma's lr), the poly schedule |
+| `optimization.py` | SGD, parameter groups (decay, gamma's and the head's lr), the poly schedule |
 | `progress.py` | d2l Animator in notebooks, tqdm bar and log lines elsewhere |
 | `checkpoint.py` | atomic checkpoints with RNG state, compatibility checks |
 | `run_protection.py` | a fresh run never replaces an earlier run's files; one run per folder |
@@ -18,6 +18,7 @@ Middle layer: imports `seglib.models` and `seglib.data`, never the command lines
 | `metrics.py` | confusion matrix, IoU, mIoU, pixel and class accuracy |
 | `scoring.py` | score a model over a split (`evaluate`), per-class tables |
 | `logit_adjustment.py` | undo part of the class weighting at test time, tau chosen on val |
+| `snapshots.py` | a `fit` callback that keeps one frame's prediction after every epoch |
 """
 
 from seglib.engine.checkpoint import load_checkpoint

@@ -176,6 +176,9 @@ class TrainConfig:
                             "weights only, as nanoGPT")
     gamma_lr_mult: float = option(1.0, "lr factor of the attention's gamma: it learns at lr "
                                   "times this")
+    head_lr_mult: float = option(1.0, "lr factor of CCNet's head (the attention, its "
+                                 "convolutions and the classifier: parameters named head.*); "
+                                 "gamma's factors multiply")
     poly_power: float = setting(0.9, "lr = base_lr * (1 - it / max_it) ** power, per iteration")
     aux_weight: float = setting(0.4, "weight of the auxiliary loss when the model returns one")
     class_weights: list[float] | None = setting(
@@ -240,8 +243,9 @@ class TrainConfig:
             self.scale = (lo, hi)
         if self.jitter not in JITTER:
             raise ValueError(f"jitter must be one of {sorted(JITTER)}, got {self.jitter!r}")
-        if not (self.gamma_lr_mult > 0 and self.gamma_lr_mult != float("inf")):
-            raise ValueError(f"gamma_lr_mult must be a finite number > 0, got {self.gamma_lr_mult}")
+        for name in ("gamma_lr_mult", "head_lr_mult"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
         if not 0 < self.eval_scale < math.inf:
             raise ValueError(f"eval_scale must be a finite number > 0, got {self.eval_scale}")
         if self.grad_clip is not None and not 0 < self.grad_clip < math.inf:

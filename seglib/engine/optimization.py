@@ -5,7 +5,7 @@ What DeepLab and CCNet train with, and what `seglib.engine.training_loop.fit` bu
 
 - **SGD with momentum 0.9 and weight decay**, over parameter groups that may exempt
   biases, norm weights and the attention's gate $\gamma$ from decay, or give $\gamma$
-  its own learning rate (`param_groups`);
+  or the whole head its own learning rate (`param_groups`);
 - the **poly** learning-rate schedule, updated every iteration $t$ of $T$:
   $$\eta_t = \eta_0 \left(1 - \frac{t}{T}\right)^{p},\qquad p = 0.9$$
 
@@ -30,29 +30,35 @@ __all__ = ["continue_schedule", "make_optimizer", "param_groups", "poly_factor"]
 def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
     r"""The optimiser's parameter groups: what weight decay and which learning rate.
 
-    By default one group: every parameter decays, at the base learning rate. Two of the
+    By default one group: every parameter decays, at the base learning rate. Three of the
     standard remedies for an attention gate that stays shut change that:
 
     - `decay_1d=False`: biases, norm weights and the attention's gate $\gamma$ (every
       parameter with fewer than two dimensions) are not decayed, as in nanoGPT and timm;
       decay would pull $\gamma$ back to its zero start at every step.
     - `gamma_lr_mult`: every parameter named `...gamma` learns at `lr * gamma_lr_mult`.
+    - `head_lr_mult`: every parameter named `head.*` (CCNet's attention head and
+      classifier) learns at `lr * head_lr_mult`, as DeepLab's and PSPNet's reference
+      code gives a new head 10x the rate of a pretrained backbone; a gamma inside the
+      head gets both factors.
 
     Groups that end up empty are dropped; the poly schedule scales each group's own lr.
     """
-    if config.decay_1d and config.gamma_lr_mult == 1.0:
+    if config.decay_1d and config.gamma_lr_mult == 1.0 and config.head_lr_mult == 1.0:
         return [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        is_gamma = name.rsplit(".", 1)[-1] == "gamma"
+        factor = config.head_lr_mult if name.startswith("head.") else 1.0
+        if name.rsplit(".", 1)[-1] == "gamma":
+            factor *= config.gamma_lr_mult
         decays = config.decay_1d or p.dim() >= 2
-        groups.setdefault((decays, is_gamma), []).append(p)
+        groups.setdefault((decays, factor), []).append(p)
     return [
         {"params": params, "weight_decay": config.weight_decay if decays else 0.0,
-         "lr": config.lr * (config.gamma_lr_mult if is_gamma else 1.0)}
-        for (decays, is_gamma), params in sorted(groups.items())
+         "lr": config.lr * factor}
+        for (decays, factor), params in sorted(groups.items())
     ]
 
 

@@ -8,6 +8,7 @@ come from `seglib.models`).
 |---|---|
 | `masks.py` | colour a label map, overlay it, image / prediction / label grids, legend, bars |
 | `attention.py` | where one query pixel looks, against the uniform level |
+| `snapshots.py` | a run's predictions on one frame, epoch by epoch |
 """
 
 from seglib.viz.attention import plot_attention_map

@@ -52,3 +52,26 @@ def test_param_groups_exempt_1d_parameters_from_decay_and_scale_the_gate_lr():
         optimizer.step()
         scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(CFG.lr * 0.5**0.9)  # t/T = 5/10
+
+
+class HeadedNet(nn.Module):
+    """A 'backbone' conv and a 'head' holding a conv and a gate `gamma`, named as CCNet's."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Conv2d(3, 4, 1)
+        self.head = GatedNet()
+
+
+def test_param_groups_scale_the_head_lr_and_multiply_the_gate_factors():
+    net = HeadedNet()
+    groups = param_groups(net, CFG.replace(head_lr_mult=10.0, gamma_lr_mult=3.0))
+    lr = {name: g["lr"] for name, p in net.named_parameters() for g in groups
+          if any(p is q for q in g["params"])}
+    assert lr == pytest.approx({"backbone.weight": CFG.lr, "backbone.bias": CFG.lr,
+                                "head.conv.weight": 10 * CFG.lr, "head.conv.bias": 10 * CFG.lr,
+                                "head.gamma": 30 * CFG.lr})
+    assert sum(len(g["params"]) for g in groups) == 5  # every parameter exactly once
+    assert all(g["weight_decay"] == CFG.weight_decay for g in groups)
+    with pytest.raises(ValueError, match="head_lr_mult"):
+        CFG.replace(head_lr_mult=0.0)
