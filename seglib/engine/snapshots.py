@@ -50,7 +50,8 @@ def load_snapshots(path: str | os.PathLike) -> Snapshots:
 class PredictionSnapshots:
     """A `fit(callback=...)` that predicts one fixed frame after every epoch and adds the
     prediction to the file `path` (written atomically, so an interrupted run leaves
-    the snapshots of its finished epochs).
+    the snapshots of its finished epochs; a fresh run into the same file replaces the
+    epochs it reaches and drops the later ones).
 
     Args:
         model: the network being trained (the module given to `fit`).
@@ -96,8 +97,12 @@ class PredictionSnapshots:
         """Record the prediction after the epoch of `row` (rank 0 only under DDP)."""
         if not ddp.is_main():
             return
+        epoch = int(row["epoch"])
         saved = load_snapshots(self.path).predictions if self.path.is_file() else {}
-        saved[int(row["epoch"])] = self.predict()
+        # epochs are written in order, also across a resume: a later one in the file was
+        # left by an earlier run into the same folder (overwrite=True) and is dropped
+        saved = {e: p for e, p in saved.items() if e < epoch}
+        saved[epoch] = self.predict()
         arrays = {"image": self.frame, "label": self.label,
                   **{f"epoch_{e}": p for e, p in sorted(saved.items())}}
         tmp = self.path.with_name(self.path.name + ".tmp")

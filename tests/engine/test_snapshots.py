@@ -52,6 +52,11 @@ def test_a_resumed_run_extends_the_snapshots(tmp_path):
     fit(net, *loaders(), CFG, animate=False, epochs=3, out=out, resume=True,
         callback=PredictionSnapshots(net, image, label, K, file))
     assert list(load_snapshots(file).predictions) == [1, 2, 3]
+    torch.manual_seed(1)  # a fresh run into the same folder: the old epochs 2 and 3 go
+    net = TinyNet()
+    fit(net, *loaders(), CFG, animate=False, epochs=1, out=out, overwrite=True,
+        callback=PredictionSnapshots(net, image, label, K, file))
+    assert list(load_snapshots(file).predictions) == [1]
 
 
 def test_input_scale_predicts_at_that_size_and_returns_the_frames_size(tmp_path):
