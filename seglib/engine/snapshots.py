@@ -76,8 +76,11 @@ class PredictionSnapshots:
         self.path = Path(path)
         self.frame = image.cpu().numpy().astype(np.float16)  # (3, H, W), half the bytes
         self.label = label.cpu().numpy().astype(np.uint8)  # (H, W)
-        if self.path.is_file() and load_snapshots(self.path).label.shape != self.label.shape:
+        earlier = load_snapshots(self.path) if self.path.is_file() else None
+        if earlier is not None and earlier.label.shape != self.label.shape:
             raise ValueError(f"{self.path} holds snapshots of another frame size")
+        # read once: every epoch adds to this and rewrites the file, never reads it back
+        self.saved = earlier.predictions if earlier is not None else {}
 
     @torch.no_grad()
     def predict(self) -> np.ndarray:
@@ -98,13 +101,12 @@ class PredictionSnapshots:
         if not ddp.is_main():
             return
         epoch = int(row["epoch"])
-        saved = load_snapshots(self.path).predictions if self.path.is_file() else {}
         # epochs are written in order, also across a resume: a later one in the file was
         # left by an earlier run into the same folder (overwrite=True) and is dropped
-        saved = {e: p for e, p in saved.items() if e < epoch}
-        saved[epoch] = self.predict()
+        self.saved = {e: p for e, p in self.saved.items() if e < epoch}
+        self.saved[epoch] = self.predict()
         arrays = {"image": self.frame, "label": self.label,
-                  **{f"epoch_{e}": p for e, p in sorted(saved.items())}}
+                  **{f"epoch_{e}": p for e, p in sorted(self.saved.items())}}
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
